@@ -1,0 +1,389 @@
+"""`budget-worker`: the command-line contract of ../shared/CLI.md, thin over the modules.
+
+Exit codes: 0 ok, 1 infrastructure failure after retries, 2 invalid input or usage (one line on
+stderr, nothing written), 3 stale projection. `--json` prints exactly one JSON document.
+argparse (not a framework) keeps usage errors at exit 2 and the output fully under our control.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.table import Table
+
+from worker import aws, local_ddb, logs
+from worker.config import Settings
+from worker.errors import BudgetWorkerError, InvalidInput, error_code
+from worker.events import parse_data_json
+from worker.importer import import_events
+from worker.persist import Persister
+from worker.projector import Projector
+from worker.reads import Store
+from worker.status import statuses
+from worker.tables import create_tables
+from worker.validated_read import read_transactions
+
+out = Console()
+
+
+class UsageError(InvalidInput):
+    """Wrong command-line usage (argparse's message), exit 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse prints usage and exits by itself; raise instead so that main() reports every
+    failure the same way (one line on stderr)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _emit(args: argparse.Namespace, document: dict[str, Any], human: Callable[[], None]) -> None:
+    if args.json:
+        sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    else:
+        human()
+
+
+def _store() -> Store:
+    settings = Settings.from_env()
+    return Store.from_settings(aws.dynamodb(settings), settings)
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def cmd_tables_create(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    result = create_tables(aws.dynamodb(settings), settings)
+    _emit(
+        args,
+        {"created": result.created, "existing": result.existing},
+        lambda: out.print(
+            f"created: {', '.join(result.created) or '-'}; "
+            f"existing: {', '.join(result.existing) or '-'}"
+        ),
+    )
+    return 0
+
+
+def cmd_events_put(args: argparse.Namespace) -> int:
+    data = parse_data_json(args.data)
+    result = Persister(_store()).persist(
+        args.budget, args.type, args.transaction, data, args.event_id
+    )
+    document = result.as_json()
+    requested = document.get("requested_event_id")
+    _emit(
+        args,
+        document,
+        lambda: out.print(
+            f"{document['status']}: {document['event_id']}"
+            + (f" (requested {requested})" if requested else "")
+        ),
+    )
+    return 0
+
+
+def cmd_events_import(args: argparse.Namespace) -> int:
+    if args.file == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        try:
+            lines = Path(args.file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"cannot read {args.file}: {exc}") from None
+    report = import_events(Persister(_store()), lines, progress=not args.json)
+
+    def human() -> None:
+        out.print(
+            f"imported {report.imported}, duplicate {report.duplicate}, "
+            f"reassigned {report.reassigned}, failed {len(report.failed)}"
+        )
+        for failure in report.failed:
+            out.print(f"  line {failure.line}: {failure.error}", style="red", markup=False)
+
+    _emit(args, report.as_json(), human)
+    return report.exit_code()
+
+
+def cmd_events_list(args: argparse.Namespace) -> int:
+    store = _store()
+    head = store.head(args.budget)
+    events = store.events(args.budget)
+
+    def human() -> None:
+        table = Table(
+            "event_id", "type", "transaction_id", "data", title=f"{args.budget} (head {head})"
+        )
+        for e in events:
+            table.add_row(e.event_id, str(e.type), e.transaction_id, json.dumps(dict(e.data)))
+        out.print(table)
+
+    _emit(
+        args, {"budget": args.budget, "head": head, "events": [e.as_json() for e in events]}, human
+    )
+    return 0
+
+
+def cmd_catch_up(args: argparse.Namespace) -> int:
+    result = Projector(_store()).catch_up(args.budget)
+    _emit(
+        args,
+        result.as_json(),
+        lambda: out.print(
+            f"{args.budget}: applied {result.applied}, rejected {result.rejected}, "
+            f"pointer {result.pointer}, head {result.head}"
+        ),
+    )
+    return 0
+
+
+def cmd_transactions(args: argparse.Namespace) -> int:
+    store = _store()
+    view = read_transactions(
+        store, args.budget, projector=None if args.no_catch_up else Projector(store)
+    )
+
+    def human() -> None:
+        table = Table(
+            "date",
+            "amount",
+            "account",
+            "category",
+            "payee",
+            "memo",
+            "id",
+            title=f"{args.budget} as of {view.as_of_event}",
+        )
+        for t in view.transactions:
+            table.add_row(
+                t.date,
+                str(t.amount),
+                t.account,
+                t.category,
+                t.payee or "",
+                t.memo or "",
+                t.transaction_id,
+            )
+        out.print(table)
+
+    _emit(args, view.as_json(), human)
+    return 0
+
+
+def cmd_rejected(args: argparse.Namespace) -> int:
+    items = _store().rejected(args.budget)
+
+    def human() -> None:
+        table = Table("event_id", "reason", title=f"{args.budget}: rejected events")
+        for event_id, reason in items:
+            table.add_row(event_id, reason)
+        out.print(table)
+
+    _emit(
+        args,
+        {"budget": args.budget, "rejected": [{"event_id": e, "reason": r} for e, r in items]},
+        human,
+    )
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    found = statuses(_store(), args.budget)
+
+    def human() -> None:
+        table = Table("budget", "head", "pointer", "behind", "dirty months", "rejected")
+        for s in found:
+            table.add_row(
+                s.budget,
+                s.head or "-",
+                s.pointer or "-",
+                str(s.behind),
+                ", ".join(s.dirty_months),
+                str(s.rejected),
+            )
+        out.print(table)
+
+    _emit(args, {"budgets": [s.as_json() for s in found]}, human)
+    return 0
+
+
+def cmd_local_fetch(args: argparse.Namespace) -> int:
+    java = local_ddb.check_java()
+    path = local_ddb.fetch()
+    _emit(
+        args,
+        {"path": str(path), "java": java},
+        lambda: out.print(f"DynamoDB Local in {path} (Java {java})"),
+    )
+    return 0
+
+
+def cmd_local_start(args: argparse.Namespace) -> int:
+    server = local_ddb.start(args.port, data_dir=args.data_dir)
+    _emit(
+        args,
+        {"endpoint_url": server.endpoint_url, "pid": server.pid},
+        lambda: out.print(
+            f"DynamoDB Local at {server.endpoint_url} (pid {server.pid}); "
+            f"export AWS_ENDPOINT_URL={server.endpoint_url}"
+        ),
+    )
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from worker.dev import run_dev
+
+    run_dev(demo=args.demo, once=args.once, console=out)
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="budget-worker", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+
+    def command(
+        parent: Any,
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        help_text: str,
+        *,
+        json_flag: bool = True,
+    ) -> Parser:
+        sub: Parser = parent.add_parser(name, help=help_text, description=help_text)
+        if json_flag:
+            sub.add_argument(
+                "--json", action="store_true", help="print exactly one JSON document on stdout"
+            )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def group(name: str, help_text: str) -> Any:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        nested = sub.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", parser_class=Parser)
+        nested.required = True
+        return nested
+
+    tables = group("tables", "manage the DynamoDB tables")
+    command(
+        tables,
+        "create",
+        cmd_tables_create,
+        "create the events and projections tables if absent (idempotent)",
+    )
+
+    events = group("events", "persist and list events")
+    put = command(
+        events,
+        "put",
+        cmd_events_put,
+        "persist one event exactly once (retry with the same --event-id)",
+    )
+    put.add_argument("budget")
+    put.add_argument(
+        "--type", required=True, help="TransactionCreated, TransactionUpdated or TransactionDeleted"
+    )
+    put.add_argument("--transaction", required=True, help="transaction id")
+    put.add_argument("--data", help="transaction fields as a JSON object (at most 16 KiB)")
+    put.add_argument("--event-id", help="ULID idempotency key (generated if absent)")
+    imp = command(
+        events, "import", cmd_events_import, "persist many events, one JSON object per line"
+    )
+    imp.add_argument("file", help="JSON lines file, or - for stdin")
+    lst = command(events, "list", cmd_events_list, "the budget's events in order")
+    lst.add_argument("budget")
+
+    catch = command(
+        commands, "catch-up", cmd_catch_up, "run the projector for one budget until pointer = head"
+    )
+    catch.add_argument("budget")
+    txns = command(
+        commands,
+        "transactions",
+        cmd_transactions,
+        "validated read of a budget's transactions (exit 3 if stale)",
+    )
+    txns.add_argument("budget")
+    txns.add_argument(
+        "--no-catch-up",
+        action="store_true",
+        help="fail with exit 3 instead of catching up when behind",
+    )
+    rej = command(commands, "rejected", cmd_rejected, "events the projector rejected")
+    rej.add_argument("budget")
+    stat = command(commands, "status", cmd_status, "lag per budget")
+    stat.add_argument("budget", nargs="?")
+
+    local = group("local", "DynamoDB Local, the embedded default")
+    command(local, "fetch", cmd_local_fetch, "check Java and cache DynamoDB Local (idempotent)")
+    start = command(
+        local, "start", cmd_local_start, "start DynamoDB Local on loopback in the background"
+    )
+    start.add_argument("--port", type=int, help="port (default: a free one)")
+    where = start.add_mutually_exclusive_group()
+    where.add_argument("--in-memory", action="store_true", help="keep data in memory (default)")
+    where.add_argument("--data-dir", type=Path, help="keep data in this directory")
+
+    dev = command(
+        commands,
+        "dev",
+        cmd_dev,
+        "DynamoDB Local, tables and the worker in one command",
+        json_flag=False,
+    )
+    dev.add_argument(
+        "--demo", action="store_true", help="write sample events and show them applied"
+    )
+    dev.add_argument(
+        "--once",
+        action="store_true",
+        help="exit after set-up (and the demo) instead of running the worker",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: map every failure onto the contract's exit codes with a one-line reason."""
+    args_list = sys.argv[1:] if argv is None else argv
+    long_running = args_list[:1] in (["dev"], ["run"])
+    logs.configure("info" if long_running else "warning")
+    try:
+        args = build_parser().parse_args(args_list)
+        code = int(args.handler(args))
+    except BudgetWorkerError as exc:
+        _fail(str(exc))
+        code = exc.exit_code
+    except ClientError as exc:
+        code = 1
+        if error_code(exc) == "ResourceNotFoundException":
+            _fail(
+                f"a table is missing ({exc.response['Error'].get('Message', '')}); "
+                "run `budget-worker tables create`"
+            )
+        else:
+            _fail(f"DynamoDB error {error_code(exc)}: {exc}")
+    except BotoCoreError as exc:
+        code = 1
+        _fail(f"cannot reach DynamoDB: {exc}")
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+def _fail(message: str) -> None:
+    first = message.strip().splitlines()[0] if message.strip() else "failed"
+    sys.stderr.write(f"budget-worker: {first}\n")

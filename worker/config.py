@@ -1,0 +1,39 @@
+"""Settings read from the environment (CLI contract: standard AWS variables plus BUDGET_*)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    events_table: str = "budget-events"
+    projections_table: str = "budget-projections"
+    lease_table: str = "budget-worker"
+    retry_queue_url: str | None = None
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    streams_endpoint_url: str | None = None
+    # Give up on one DynamoDB call after this many seconds (connect + read), so an ambiguous
+    # call surfaces quickly instead of hanging a catch-up.
+    connect_timeout: float = 3.0
+    read_timeout: float = 10.0
+    # Attempts of botocore's standard retry mode (throttling, 5xx, transient network errors).
+    sdk_max_attempts: int = 5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        generic = env.get("AWS_ENDPOINT_URL") or None
+        ddb = env.get("AWS_ENDPOINT_URL_DYNAMODB") or generic
+        return cls(
+            events_table=env.get("BUDGET_EVENTS_TABLE") or cls.events_table,
+            projections_table=env.get("BUDGET_PROJECTIONS_TABLE") or cls.projections_table,
+            lease_table=env.get("BUDGET_LEASE_TABLE") or cls.lease_table,
+            retry_queue_url=env.get("BUDGET_RETRY_QUEUE_URL") or None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or cls.region,
+            endpoint_url=ddb,
+            streams_endpoint_url=env.get("AWS_ENDPOINT_URL_DYNAMODB_STREAMS") or ddb,
+        )

@@ -1,0 +1,130 @@
+"""Error types the rest of the code raises, and how DynamoDB failures are classified.
+
+Every failure ends in one of three places, which map one-to-one onto the CLI's exit codes:
+bad input (2), infrastructure still failing after retries (1), and a projection that is stale
+(3). Classification of botocore failures decides how a caller recovers:
+
+- DEFINITE: the server answered and nothing changed (bad request, condition failed).
+- RETRYABLE: nothing changed and trying again may work (throttling, conflicts, refused connect).
+- AMBIGUOUS: the request may or may not have been applied (timeouts and dropped connections
+  after the request was sent, 5xx on a write). Callers resolve it by re-reading state; every
+  write in this project is conditional, so retrying the same intent is always safe.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+
+class BudgetWorkerError(Exception):
+    exit_code = 1
+
+
+class InvalidInput(BudgetWorkerError):
+    """The caller's input is wrong; nothing was written."""
+
+    exit_code = 2
+
+
+class EventConflict(InvalidInput):
+    """The same event id already holds different content (I5: never an overwrite)."""
+
+
+class InfrastructureError(BudgetWorkerError):
+    """DynamoDB (or another dependency) kept failing after retries."""
+
+    exit_code = 1
+
+
+class StaleProjection(BudgetWorkerError):
+    """The projection is behind the head and could not be brought up to date (I7)."""
+
+    exit_code = 3
+
+    def __init__(self, budget: str, pointer: str | None, head: str | None) -> None:
+        self.budget = budget
+        self.pointer = pointer
+        self.head = head
+        super().__init__(
+            f"projection of budget {budget!r} is stale: pointer={pointer or 'none'} "
+            f"head={head or 'none'}"
+        )
+
+
+class Outcome(Enum):
+    DEFINITE = "definite"
+    RETRYABLE = "retryable"
+    AMBIGUOUS = "ambiguous"
+
+
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "Throttling",
+        "SlowDown",
+    }
+)
+# Reasons inside TransactionCanceledException that mean "nothing was written, try again".
+RETRYABLE_CANCELLATION_CODES = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+)
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return type(exc).__name__
+
+
+def cancellation_codes(exc: ClientError) -> list[str]:
+    """The per-item codes of a cancelled transaction ("None" where that item was fine)."""
+    reasons = exc.response.get("CancellationReasons")
+    if reasons is None:
+        # botocore puts them in the response; some servers only describe them in the message.
+        message = str(exc.response.get("Error", {}).get("Message", ""))
+        if "[" in message and "]" in message:
+            inner = message[message.rfind("[") + 1 : message.rfind("]")]
+            return [part.strip() for part in inner.split(",")]
+        return []
+    return [str(r.get("Code", "None")) for r in reasons]
+
+
+def classify(exc: BaseException, *, is_write: bool) -> Outcome:
+    """Decide whether a failed DynamoDB call definitely did nothing, may be retried, or is
+    ambiguous (may have been applied)."""
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        if code in THROTTLING_CODES or code in {
+            "TransactionConflictException",
+            "LimitExceededException",
+        }:
+            return Outcome.RETRYABLE
+        if code == "TransactionCanceledException":
+            codes = set(cancellation_codes(exc)) - {"None", ""}
+            if codes and codes <= RETRYABLE_CANCELLATION_CODES:
+                return Outcome.RETRYABLE
+            return Outcome.DEFINITE
+        if code == "TransactionInProgressException":
+            # The same ClientRequestToken is still being processed: it may yet commit.
+            return Outcome.AMBIGUOUS
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if status >= 500 or code in {"InternalServerError", "ServiceUnavailable"}:
+            return Outcome.AMBIGUOUS if is_write else Outcome.RETRYABLE
+        return Outcome.DEFINITE
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
+        # The connection was never established, so the request was never sent.
+        return Outcome.RETRYABLE
+    if isinstance(exc, ReadTimeoutError | ConnectionClosedError | BotoCoreError | OSError):
+        return Outcome.AMBIGUOUS if is_write else Outcome.RETRYABLE
+    return Outcome.DEFINITE

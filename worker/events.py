@@ -1,0 +1,201 @@
+"""Domain events and their validation.
+
+Validation happens before anything is written (CLI contract: bad input exits 2 and writes
+nothing), so every rule the projector relies on is enforced here, once, as pure code. The
+projector still defends itself (poison events are rejected, I6) because events written by other
+producers, or by older versions of this code, may not have passed these checks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from ulid import ULID
+
+from worker.errors import InvalidInput
+
+MAX_DATA_BYTES = 16 * 1024
+MAX_ID_CHARS = 128
+MAX_TEXT_CHARS = 1024
+# Sums of amounts must stay exact in DynamoDB numbers (38 digits) and in JSON consumers that
+# use doubles; 10**15 minor units is far beyond any real transaction.
+MAX_ABS_AMOUNT = 10**15
+
+TEXT_FIELDS = ("account", "category", "payee", "memo")
+FIELDS = ("date", "amount", *TEXT_FIELDS)
+REQUIRED_ON_CREATE = ("date", "amount", "account", "category")
+OPTIONAL_FIELDS = ("payee", "memo")
+
+
+class EventType(StrEnum):
+    CREATED = "TransactionCreated"
+    UPDATED = "TransactionUpdated"
+    DELETED = "TransactionDeleted"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One persisted (or about to be persisted) event.
+
+    `data` is kept in canonical form (see `canonical_data`) so that two events can be compared
+    for I5 (same ULID, same content) by plain equality.
+    """
+
+    budget: str
+    event_id: str
+    type: EventType
+    transaction_id: str
+    data: Mapping[str, Any]
+    # Set when a stored event could not be decoded (written by another producer or an older
+    # version); the projector rejects such an event with this reason instead of crashing (I6).
+    problem: str | None = None
+
+    def same_content(self, other: Event) -> bool:
+        return (
+            self.budget == other.budget
+            and self.type == other.type
+            and self.transaction_id == other.transaction_id
+            and canonical_json(self.data) == canonical_json(other.data)
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "type": str(self.type),
+            "transaction_id": self.transaction_id,
+            "data": dict(self.data),
+        }
+
+
+def canonical_json(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_event_id(raw: str) -> str:
+    """Return the canonical (upper-case) form of a ULID, or raise InvalidInput."""
+    if not isinstance(raw, str) or len(raw) != 26:
+        raise InvalidInput(f"invalid event id {raw!r}: expected a 26-character ULID")
+    try:
+        return str(ULID.from_str(raw.upper()))
+    except ValueError as exc:
+        raise InvalidInput(f"invalid event id {raw!r}: {exc}") from None
+
+
+def check_identifier(kind: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{kind} must be a non-empty string")
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidInput(f"{kind} is longer than {MAX_ID_CHARS} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value) or value != value.strip():
+        raise InvalidInput(
+            f"{kind} {value!r} must not contain control characters or surrounding spaces"
+        )
+    return value
+
+
+def parse_event_type(raw: object) -> EventType:
+    try:
+        return EventType(str(raw))
+    except ValueError:
+        allowed = ", ".join(t.value for t in EventType)
+        raise InvalidInput(f"unknown event type {raw!r}: expected one of {allowed}") from None
+
+
+def _check_date(value: object) -> str:
+    if not isinstance(value, str) or len(value) != 10:
+        raise InvalidInput(f"date {value!r} must be a YYYY-MM-DD string")
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"date {value!r} is not a valid calendar date (YYYY-MM-DD)") from None
+    return value
+
+
+def _check_amount(value: object) -> int:
+    # bool is an int subclass; True is not an amount.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"amount {value!r} must be an integer number of minor units")
+    if abs(value) >= MAX_ABS_AMOUNT:
+        raise InvalidInput(f"amount {value} is out of range (|amount| < {MAX_ABS_AMOUNT})")
+    return value
+
+
+def _check_text(name: str, value: object, *, nullable: bool) -> str | None:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be a string")
+    if name in REQUIRED_ON_CREATE and not value.strip():
+        raise InvalidInput(f"{name} must not be empty")
+    if len(value) > MAX_TEXT_CHARS:
+        raise InvalidInput(f"{name} is longer than {MAX_TEXT_CHARS} characters")
+    return value
+
+
+def check_data(event_type: EventType, data: object) -> dict[str, Any]:
+    """Validate an event's data for its type and return it in canonical form."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise InvalidInput("data must be a JSON object")
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise InvalidInput(f"unknown field(s) in data: {', '.join(map(str, unknown))}")
+    if event_type is EventType.DELETED:
+        if data:
+            raise InvalidInput("TransactionDeleted carries no data")
+        return {}
+    if event_type is EventType.CREATED:
+        missing = [f for f in REQUIRED_ON_CREATE if data.get(f) is None]
+        if missing:
+            raise InvalidInput(f"TransactionCreated is missing field(s): {', '.join(missing)}")
+    elif not data:
+        raise InvalidInput("TransactionUpdated needs at least one field to change")
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == "date":
+            out[name] = _check_date(value)
+        elif name == "amount":
+            out[name] = _check_amount(value)
+        else:
+            # payee and memo may be cleared by an update (null); required fields may not.
+            out[name] = _check_text(name, value, nullable=name in OPTIONAL_FIELDS)
+    if event_type is EventType.CREATED:
+        out = {k: v for k, v in out.items() if v is not None}
+    if len(canonical_json(out).encode()) > MAX_DATA_BYTES:
+        raise InvalidInput(f"data is larger than {MAX_DATA_BYTES} bytes of JSON")
+    return dict(sorted(out.items()))
+
+
+def parse_data_json(raw: str | None) -> object:
+    if raw is None:
+        return {}
+    if len(raw.encode()) > MAX_DATA_BYTES:
+        raise InvalidInput(f"--data is larger than {MAX_DATA_BYTES} bytes of JSON")
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"--data is not valid JSON: {exc.msg} at position {exc.pos}") from None
+
+
+def build_event(
+    budget: object,
+    event_type: object,
+    transaction_id: object,
+    data: object,
+    event_id: str,
+) -> Event:
+    """Validate every part of an intent and return the event, or raise InvalidInput."""
+    kind = parse_event_type(event_type)
+    return Event(
+        budget=check_identifier("budget", budget),
+        event_id=parse_event_id(event_id),
+        type=kind,
+        transaction_id=check_identifier("transaction id", transaction_id),
+        data=check_data(kind, data),
+    )
