@@ -1,0 +1,84 @@
+"""Fixtures: one real DynamoDB Local server per test session, fresh tables per session, a
+fresh budget id per test (budgets never interfere, so tests stay independent and fast), and
+moto for tests that need fault injection at high speed."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from worker import aws, local_ddb
+from worker.config import Settings
+from worker.reads import Store
+from worker.tables import create_tables
+
+# Examples that talk to DynamoDB take milliseconds each and vary with load: no deadline.
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(scope="session")
+def ddb_endpoint() -> Iterator[str]:
+    endpoint = os.environ.get("BUDGET_TEST_ENDPOINT")
+    if endpoint:  # reuse a running server while iterating locally
+        yield endpoint
+        return
+    server = local_ddb.start()
+    try:
+        yield server.endpoint_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def ddb_settings(ddb_endpoint: str) -> Settings:
+    run = uuid.uuid4().hex[:8]
+    settings = Settings(
+        events_table=f"test-{run}-events",
+        projections_table=f"test-{run}-projections",
+        lease_table=f"test-{run}-leases",
+        endpoint_url=ddb_endpoint,
+        streams_endpoint_url=ddb_endpoint,
+    )
+    create_tables(aws.dynamodb(settings), settings)
+    return settings
+
+
+@pytest.fixture
+def store(ddb_settings: Settings) -> Store:
+    return Store.from_settings(aws.dynamodb(ddb_settings), ddb_settings)
+
+
+@pytest.fixture
+def budget() -> str:
+    return f"budget-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def moto_settings() -> Iterator[Settings]:
+    from moto import mock_aws
+
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ["AWS_ACCESS_KEY_ID"] = os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+    try:
+        with mock_aws():
+            settings = Settings(events_table="m-events", projections_table="m-projections")
+            create_tables(aws.dynamodb(settings), settings)
+            yield settings
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture
+def moto_store(moto_settings: Settings) -> Store:
+    return Store.from_settings(aws.dynamodb(moto_settings), moto_settings)

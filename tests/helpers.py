@@ -1,0 +1,77 @@
+"""Test oracles and generators shared by the suites."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+from worker.fold import Projection, fold
+from worker.reads import Store
+
+TXN_IDS = ["t1", "t2", "t3", "t4"]
+MONTHS = ["2026-01", "2026-02", "2026-03"]
+
+
+def assert_matches_fold(store: Store, budget: str) -> Projection:
+    """The projections table equals the pure fold of the event log up to the pointer, and
+    (after a catch-up) the pointer equals the head."""
+    events = store.events(budget)
+    pointer = store.pointer(budget)
+    expected = fold(e for e in events if pointer is not None and e.event_id <= pointer)
+    assert expected.pointer == pointer
+    assert {t.transaction_id: t for t in store.transactions(budget)} == dict(expected.transactions)
+    assert dict(store.rejected(budget)) == dict(expected.rejected)
+    return expected
+
+
+dates = st.builds(
+    lambda m, d: f"{m}-{d:02d}", st.sampled_from(MONTHS), st.integers(min_value=1, max_value=28)
+)
+amounts = st.integers(min_value=-100_000, max_value=100_000)
+texts = st.sampled_from(["checking", "card", "cash"])
+categories = st.sampled_from(["food", "rent", "salary", "fun"])
+optional_text = st.one_of(st.none(), st.text(max_size=8))
+
+
+def created_data() -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {"date": dates, "amount": amounts, "account": texts, "category": categories},
+        optional={"payee": st.text(max_size=8), "memo": st.text(max_size=8)},
+    )
+
+
+UPDATABLE = {
+    "date": dates,
+    "amount": amounts,
+    "account": texts,
+    "category": categories,
+    "payee": optional_text,
+    "memo": optional_text,
+}
+
+
+def updated_data() -> st.SearchStrategy[dict[str, Any]]:
+    """A non-empty subset of fields: one required, any of the others optional."""
+    return st.sampled_from(sorted(UPDATABLE)).flatmap(
+        lambda first: st.fixed_dictionaries(
+            {first: UPDATABLE[first]},
+            optional={k: v for k, v in UPDATABLE.items() if k != first},
+        )
+    )
+
+
+intents = st.one_of(
+    st.tuples(st.just("TransactionCreated"), st.sampled_from(TXN_IDS), created_data()),
+    st.tuples(st.just("TransactionUpdated"), st.sampled_from(TXN_IDS), updated_data()),
+    st.tuples(st.just("TransactionDeleted"), st.sampled_from(TXN_IDS), st.just({})),
+)
+
+
+CREATE_T = {"date": "2026-01-15", "amount": -1250, "account": "checking", "category": "food"}
+
+
+def new_budget() -> str:
+    import uuid
+
+    return f"budget-{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,173 @@
+"""The projector against DynamoDB Local: DynamoDB state equals the pure fold (I2-I4, I6)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import CREATE_T, assert_matches_fold, intents, new_budget
+from worker import layout
+from worker.persist import Persister
+from worker.projector import Projector
+from worker.reads import Store
+
+
+def dirty_markers(store: Store, budget: str) -> dict[str, str]:
+    items = store.client.query(
+        TableName=store.projections_table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+        ExpressionAttributeValues={":pk": layout.s(budget), ":p": layout.s(layout.DIRTY_PREFIX)},
+        ConsistentRead=True,
+    )["Items"]
+    return {i["month"]["S"]: i["event_id"]["S"] for i in items}
+
+
+@settings(max_examples=15)
+@given(st.lists(intents, min_size=1, max_size=25))
+def test_random_histories_project_to_the_fold(
+    ddb_settings, steps: list[tuple[str, str, dict[str, object]]]
+) -> None:
+    from worker import aws
+
+    store = Store.from_settings(aws.dynamodb(ddb_settings), ddb_settings)
+    budget = new_budget()
+    persister = Persister(store)
+    for kind, tid, data in steps:
+        persister.persist(budget, kind, tid, data)
+    result = Projector(store).catch_up(budget)
+    expected = assert_matches_fold(store, budget)
+    assert result.pointer == result.head == store.head(budget)
+    assert result.applied + result.rejected == len(steps)
+    assert result.rejected == len(expected.rejected)
+
+
+def test_catch_up_in_stages_equals_catch_up_at_once(store: Store, budget: str) -> None:
+    persister = Persister(store)
+    projector = Projector(store)
+    persister.persist(budget, "TransactionCreated", "t1", CREATE_T)
+    projector.catch_up(budget)
+    assert_matches_fold(store, budget)
+    persister.persist(budget, "TransactionUpdated", "t1", {"date": "2026-03-02"})
+    persister.persist(budget, "TransactionCreated", "t1", CREATE_T)  # poison: exists
+    persister.persist(budget, "TransactionDeleted", "t9", {})  # poison: missing
+    result = projector.catch_up(budget)
+    assert (result.applied, result.rejected) == (1, 2)
+    expected = assert_matches_fold(store, budget)
+    assert sorted(expected.rejected.values()) == [
+        "transaction t1 already exists",
+        "transaction t9 does not exist",
+    ]
+    again = projector.catch_up(budget)
+    assert (again.applied, again.rejected) == (0, 0)
+
+
+def test_every_step_dirties_old_and_new_month(store: Store, budget: str) -> None:
+    persister = Persister(store)
+    a = persister.persist(budget, "TransactionCreated", "t1", CREATE_T)  # 2026-01
+    Projector(store).catch_up(budget)
+    assert dirty_markers(store, budget) == {"2026-01": a.event_id}
+    b = persister.persist(budget, "TransactionUpdated", "t1", {"date": "2026-02-10"})
+    Projector(store).catch_up(budget)
+    assert dirty_markers(store, budget) == {"2026-01": b.event_id, "2026-02": b.event_id}
+    c = persister.persist(budget, "TransactionDeleted", "t1", {})
+    persister.persist(budget, "TransactionDeleted", "t1", {})  # rejected: dirties nothing
+    Projector(store).catch_up(budget)
+    assert dirty_markers(store, budget) == {"2026-01": b.event_id, "2026-02": c.event_id}
+
+
+def test_item_ahead_of_pointer_is_never_overwritten(store: Store, budget: str) -> None:
+    """I3 as the last line of defence: if a transaction item somehow already carries a later
+    event than the one being applied, the step does not overwrite it and the budget does not
+    block (the event is rejected with a reason, I6)."""
+    persister = Persister(store)
+    persister.persist(budget, "TransactionCreated", "t1", CREATE_T)
+    Projector(store).catch_up(budget)
+    update = persister.persist(budget, "TransactionUpdated", "t1", {"amount": 1})
+    ahead = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+    store.client.update_item(
+        TableName=store.projections_table,
+        Key=layout.key(budget, layout.txn_sk("t1")),
+        UpdateExpression="SET last_event_id = :e",
+        ExpressionAttributeValues={":e": layout.s(ahead)},
+    )
+    result = Projector(store).catch_up(budget)
+    assert (result.applied, result.rejected, result.pointer) == (0, 1, update.event_id)
+    [txn] = store.transactions(budget)
+    assert (txn.amount, txn.last_event_id) == (CREATE_T["amount"], ahead)
+    assert store.rejected(budget) == [
+        (update.event_id, "transaction t1 already reflects a later event")
+    ]
+
+
+def test_racing_projectors_apply_each_event_exactly_once(store: Store, budget: str) -> None:
+    persister = Persister(store)
+    for n in range(40):
+        kind = ["TransactionCreated", "TransactionUpdated", "TransactionDeleted"][n % 3]
+        data = (
+            CREATE_T
+            if kind == "TransactionCreated"
+            else ({} if kind.endswith("Deleted") else {"amount": n})
+        )
+        persister.persist(budget, kind, f"t{n // 3}", data)
+    applied: list[str] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        own = Store(store.client, store.events_table, store.projections_table)
+        result = Projector(own).catch_up(budget)
+        with lock:
+            applied.extend(result.applied_ids)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(applied) == [e.event_id for e in store.events(budget)]
+    assert_matches_fold(store, budget)
+
+
+def test_writers_and_projectors_concurrently_converge(store: Store, budget: str) -> None:
+    """Skewed writers and several projectors at once: no event is skipped or applied twice,
+    and the final state is the fold (the DESIGN race cannot drop an event)."""
+    applied: list[str] = []
+    lock = threading.Lock()
+    writing = threading.Event()
+    writing.set()
+
+    def writer(index: int, skew: float) -> None:
+        persister = Persister(store, clock=lambda: time.time() + skew)
+        for n in range(12):
+            persister.persist(budget, "TransactionCreated", f"w{index}-{n}", CREATE_T)
+            if n % 3 == 2:
+                persister.persist(budget, "TransactionUpdated", f"w{index}-{n}", {"amount": n})
+
+    def projector() -> None:
+        p = Projector(store)
+        while True:
+            still_writing = writing.is_set()
+            result = p.catch_up(budget)
+            with lock:
+                applied.extend(result.applied_ids)
+            if not still_writing:
+                return
+
+    writers = [
+        threading.Thread(target=writer, args=(i, s)) for i, s in enumerate([-120.0, 0.0, 90.0])
+    ]
+    projectors = [threading.Thread(target=projector) for _ in range(3)]
+    for t in writers + projectors:
+        t.start()
+    for t in writers:
+        t.join()
+    writing.clear()
+    for t in projectors:
+        t.join()
+    events = store.events(budget)
+    assert len(events) == 48
+    assert sorted(applied) == [e.event_id for e in events]
+    assert store.pointer(budget) == store.head(budget)
+    assert_matches_fold(store, budget)

@@ -1,0 +1,146 @@
+"""Seeded fault injection at the botocore layer, for tests and the simulation.
+
+Faults are injected through the client's own event hooks, so the code under test runs exactly
+as in production, with a real (DynamoDB Local) or mocked (moto) server behind it:
+
+- `before-call` (before botocore's retry loop, nothing sent): refuse the connection, throttle,
+  conflict, or answer a 5xx without the server having done anything;
+- `after-call` (the server answered and committed): lose the response, so the caller sees a
+  read timeout for a call that succeeded (the ambiguous case that a later retry must resolve);
+- `Crash` at either point: a BaseException that no `except Exception` catches, modelling the
+  process dying between two calls.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+
+
+class Fault(Enum):
+    REFUSE = "refuse"  # connection refused: nothing sent
+    THROTTLE = "throttle"  # ProvisionedThroughputExceeded: nothing done
+    CONFLICT = "conflict"  # TransactionCanceled(TransactionConflict): nothing done
+    SERVER_ERROR = "server_error"  # 500 without the server having done anything
+    LOSE_RESPONSE = "lose_response"  # committed, then the answer is lost
+    CRASH_BEFORE = "crash_before"  # the process dies before sending
+    CRASH_AFTER = "crash_after"  # the process dies after the server committed
+
+
+AFTER_CALL = frozenset({Fault.LOSE_RESPONSE, Fault.CRASH_AFTER})
+
+
+class Crash(BaseException):
+    """The simulated process died here. Deliberately not an Exception."""
+
+
+@dataclass(slots=True)
+class Rule:
+    """Inject `fault` into calls of `operation` ("*" for any) with `probability`, at most
+    `limit` times (None: no limit), after letting the first `skip` matching calls through."""
+
+    operation: str
+    fault: Fault
+    probability: float = 1.0
+    limit: int | None = 1
+    skip: int = 0
+    seen: int = 0
+    fired: int = 0
+
+    def matches(self, operation: str) -> bool:
+        return self.operation in ("*", operation)
+
+
+class _RawBody:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterable[bytes]:
+        yield self._body
+
+
+@dataclass(slots=True)
+class FaultInjector:
+    rules: list[Rule]
+    seed: int = 0
+    enabled: bool = True
+    injected: Counter[str] = field(default_factory=Counter)
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def install(self, client: Any) -> Any:
+        """Register the hooks on one boto3 client; returns the client for chaining."""
+        events = client.meta.events
+        events.register_first("before-call", self._before_call)
+        events.register_last("after-call", self._after_call)
+        return client
+
+    def _pick(self, operation: str, *, after: bool) -> Fault | None:
+        if not self.enabled:
+            return None
+        for rule in self.rules:
+            if not rule.matches(operation) or (rule.fault in AFTER_CALL) != after:
+                continue
+            rule.seen += 1
+            if rule.seen <= rule.skip or (rule.limit is not None and rule.fired >= rule.limit):
+                continue
+            if self.rng.random() < rule.probability:
+                rule.fired += 1
+                self.injected[f"{operation}:{rule.fault.value}"] += 1
+                return rule.fault
+        return None
+
+    def _before_call(self, model: Any, params: Any, **_: Any) -> Any:
+        operation = model.name
+        fault = self._pick(operation, after=False)
+        if fault is None:
+            return None
+        if fault is Fault.CRASH_BEFORE:
+            raise Crash(f"crash before {operation}")
+        if fault is Fault.REFUSE:
+            raise EndpointConnectionError(endpoint_url="http://injected-fault")
+        if fault is Fault.THROTTLE:
+            return _error(400, "ProvisionedThroughputExceededException", "injected throttle")
+        if fault is Fault.SERVER_ERROR:
+            return _error(500, "InternalServerError", "injected server error")
+        # CONFLICT
+        if operation == "TransactWriteItems":
+            count = len(params.get("TransactItems", []))
+            reasons = [{"Code": "TransactionConflict", "Message": "injected"}] * count
+            return _error(
+                400,
+                "TransactionCanceledException",
+                "Transaction cancelled (injected conflict)",
+                reasons,
+            )
+        return _error(400, "TransactionConflictException", "injected conflict")
+
+    def _after_call(self, model: Any, **_: Any) -> None:
+        operation = model.name
+        fault = self._pick(operation, after=True)
+        if fault is Fault.CRASH_AFTER:
+            raise Crash(f"crash after {operation}")
+        if fault is Fault.LOSE_RESPONSE:
+            raise ReadTimeoutError(endpoint_url="http://injected-fault")
+
+
+def _error(
+    status: int, code: str, message: str, reasons: list[dict[str, str]] | None = None
+) -> tuple[AWSResponse, dict[str, Any]]:
+    parsed: dict[str, Any] = {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}},
+    }
+    if reasons is not None:
+        parsed["CancellationReasons"] = reasons
+    response = AWSResponse("http://injected-fault", status, {}, _RawBody(b"{}"))
+    return response, parsed
