@@ -13,6 +13,7 @@ as in production, with a real (DynamoDB Local) or mocked (moto) server behind it
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from collections.abc import Iterable
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 
@@ -114,7 +115,7 @@ class FaultInjector:
             return _error(500, "InternalServerError", "injected server error")
         # CONFLICT
         if operation == "TransactWriteItems":
-            count = len(params.get("TransactItems", []))
+            count = _transact_item_count(params)
             reasons = [{"Code": "TransactionConflict", "Message": "injected"}] * count
             return _error(
                 400,
@@ -133,6 +134,15 @@ class FaultInjector:
             raise ReadTimeoutError(endpoint_url="http://injected-fault")
 
 
+def _transact_item_count(request_dict: Any) -> int:
+    """`before-call` sees the serialized request; DynamoDB's body is JSON."""
+    try:
+        body = json.loads(request_dict.get("body") or b"{}")
+        return max(1, len(body.get("TransactItems", [])))
+    except (ValueError, AttributeError):
+        return 1
+
+
 def _error(
     status: int, code: str, message: str, reasons: list[dict[str, str]] | None = None
 ) -> tuple[AWSResponse, dict[str, Any]]:
@@ -142,5 +152,5 @@ def _error(
     }
     if reasons is not None:
         parsed["CancellationReasons"] = reasons
-    response = AWSResponse("http://injected-fault", status, {}, _RawBody(b"{}"))
+    response = AWSResponse("http://injected-fault", status, HTTPHeaders(), _RawBody(b"{}"))
     return response, parsed
