@@ -252,7 +252,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="budget-worker", description=__doc__.splitlines()[0])
+    parser = Parser(
+        prog="budget-worker",
+        description="Keeps a budget app's DynamoDB projections correct when every call can fail.",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
 
