@@ -18,6 +18,7 @@ from worker.config import Settings
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_sqs import SQSClient
 
 
 def _config(settings: Settings) -> Config:
@@ -56,3 +57,8 @@ def dynamodb_streams(settings: Settings) -> DynamoDBStreamsClient:
     return _session(settings).client(
         "dynamodbstreams", endpoint_url=settings.streams_endpoint_url, config=_config(settings)
     )
+
+
+def sqs(settings: Settings) -> SQSClient:
+    # No explicit endpoint: botocore itself resolves AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL.
+    return _session(settings).client("sqs", config=_config(settings))

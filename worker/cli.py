@@ -241,6 +241,13 @@ def cmd_local_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kcl_processor(args: argparse.Namespace) -> int:
+    from worker.runtime import run_kcl_processor
+
+    run_kcl_processor(Settings.from_env())
+    return 0
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from worker.dev import run_dev
 
@@ -341,6 +348,14 @@ def build_parser() -> Parser:
     where.add_argument("--in-memory", action="store_true", help="keep data in memory (default)")
     where.add_argument("--data-dir", type=Path, help="keep data in this directory")
 
+    command(
+        commands,
+        "kcl-processor",
+        cmd_kcl_processor,
+        "the executable the MultiLangDaemon spawns (MultiLang protocol on stdin/stdout)",
+        json_flag=False,
+    )
+
     dev = command(
         commands,
         "dev",
@@ -362,7 +377,7 @@ def build_parser() -> Parser:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: map every failure onto the contract's exit codes with a one-line reason."""
     args_list = sys.argv[1:] if argv is None else argv
-    long_running = args_list[:1] in (["dev"], ["run"])
+    long_running = args_list[:1] in (["dev"], ["run"], ["kcl-processor"])
     logs.configure("info" if long_running else "warning")
     try:
         args = build_parser().parse_args(args_list)

@@ -37,7 +37,13 @@ def configure(default_level: str = "warning", *, json_lines: bool | None = None)
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.dict_tracebacks if json_lines else structlog.dev.set_exc_info,
+            (
+                structlog.processors.ExceptionRenderer(
+                    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+                )
+                if json_lines
+                else structlog.dev.set_exc_info
+            ),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
