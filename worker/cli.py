@@ -248,6 +248,50 @@ def cmd_kcl_processor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import threading
+
+    from worker import run
+
+    stop = threading.Event()
+    run.install_signal_handlers(stop)
+    settings = Settings.from_env()
+    if args.driver == "kcl":
+        return run.run_kcl(settings, stop)
+    run.run_local(settings, stop)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from worker import replay
+
+    if args.at_timestamp is not None:
+        target = replay.Target(at_timestamp=replay.parse_timestamp(args.at_timestamp))
+    elif args.after_sequence is not None:
+        target = replay.Target(after_sequence=replay.parse_sequence(args.after_sequence))
+    else:
+        target = replay.Target(trim_horizon=True)
+    settings = Settings.from_env()
+    resets = replay.replay(
+        aws.dynamodb(settings),
+        aws.dynamodb_streams(settings),
+        settings.events_table,
+        settings.lease_table,
+        target,
+        shard_id=args.shard,
+        force=args.force,
+    )
+
+    def human() -> None:
+        table = Table("shard", "old checkpoint", "new checkpoint")
+        for r in resets:
+            table.add_row(r.shard_id, r.old or "-", r.new)
+        out.print(table)
+
+    _emit(args, {"shards": [r.as_json() for r in resets]}, human)
+    return 0
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from worker.dev import run_dev
 
@@ -347,6 +391,34 @@ def build_parser() -> Parser:
     where = start.add_mutually_exclusive_group()
     where.add_argument("--in-memory", action="store_true", help="keep data in memory (default)")
     where.add_argument("--data-dir", type=Path, help="keep data in this directory")
+
+    run_cmd = command(
+        commands,
+        "run",
+        cmd_run,
+        "the long-running worker (local stream driver, or the KCL MultiLangDaemon)",
+        json_flag=False,
+    )
+    run_cmd.add_argument(
+        "--driver",
+        choices=["local", "kcl"],
+        default="local",
+        help="local: read DynamoDB Local's stream in this process (default); "
+        "kcl: run the Java MultiLangDaemon launcher (production image)",
+    )
+
+    rep = command(
+        commands,
+        "replay",
+        cmd_replay,
+        "reset stream checkpoints in the lease table so the worker re-reads the stream",
+    )
+    position = rep.add_mutually_exclusive_group(required=True)
+    position.add_argument("--trim-horizon", action="store_true", help="from the oldest record")
+    position.add_argument("--at-timestamp", metavar="ISO8601", help="from this moment on")
+    position.add_argument("--after-sequence", metavar="N", help="after this sequence number")
+    rep.add_argument("--shard", metavar="ID", help="only this shard")
+    rep.add_argument("--force", action="store_true", help="even while leases are live")
 
     command(
         commands,

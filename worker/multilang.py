@@ -70,6 +70,9 @@ class MultiLangChild:
             env=env,
             text=True,
             bufsize=1,
+            # Own session: a Ctrl-C or SIGTERM to the driver's group must reach the driver
+            # only, which then shuts each child down gracefully (shutdownRequested).
+            start_new_session=True,
         )
         self._lock = threading.Lock()
 

@@ -1,0 +1,175 @@
+"""End to end: DynamoDB Local's stream, the local driver, the kcl-processor children.
+
+Kill the worker mid-batch and restart it: nothing lost, nothing applied twice. Replay from the
+trim horizon: the same final state. Replay refuses while the worker holds leases."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.helpers import CREATE_T, assert_matches_fold
+from worker import aws
+from worker.config import Settings
+from worker.leases import LeaseTable
+from worker.persist import Persister
+from worker.reads import Store
+from worker.tables import create_tables
+
+
+@pytest.fixture
+def stream_settings(ddb_endpoint: str) -> Settings:
+    """Tables of their own: this test's stream carries only this test's events."""
+    run = uuid.uuid4().hex[:8]
+    settings = Settings(
+        events_table=f"e2e-{run}-events",
+        projections_table=f"e2e-{run}-proj",
+        lease_table=f"e2e-{run}-leases",
+        endpoint_url=ddb_endpoint,
+        streams_endpoint_url=ddb_endpoint,
+    )
+    create_tables(aws.dynamodb(settings), settings)
+    return settings
+
+
+@pytest.fixture
+def env(stream_settings: Settings) -> dict[str, str]:
+    values = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": stream_settings.endpoint_url or "",
+        "BUDGET_EVENTS_TABLE": stream_settings.events_table,
+        "BUDGET_PROJECTIONS_TABLE": stream_settings.projections_table,
+        "BUDGET_LEASE_TABLE": stream_settings.lease_table,
+        "BUDGET_POLL_SECONDS": "0.1",
+        "BUDGET_LEASE_FAILOVER_SECONDS": "2",
+        "BUDGET_LOG_FORMAT": "json",
+    }
+    values.pop("BUDGET_RETRY_QUEUE_URL", None)
+    return values
+
+
+@pytest.fixture
+def worker(env: dict[str, str], tmp_path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        log = open(tmp_path / f"worker-{len(started)}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, "-m", "worker", "run", "--driver", "local"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
+    """Bounded wait for a state (not a timing assertion): fail with `what` if never reached."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+def caught_up(store: Store, budgets: list[str]) -> bool:
+    return all(store.pointer(b) == store.head(b) for b in budgets)
+
+
+def snapshot(store: Store, budgets: list[str]) -> dict[str, object]:
+    return {b: (store.pointer(b), store.transactions(b), store.rejected(b)) for b in budgets}
+
+
+def persist_history(store: Store, budgets: list[str], per_budget: int) -> None:
+    persister = Persister(store)
+    for n in range(per_budget):
+        for b in budgets:
+            if n % 5 == 4:
+                persister.persist(b, "TransactionUpdated", f"t{n - 1}", {"amount": n})
+            elif n % 7 == 6:
+                persister.persist(b, "TransactionDeleted", f"missing-{n}", {})  # rejected
+            else:
+                persister.persist(
+                    b, "TransactionCreated", f"t{n}", {**CREATE_T, "date": f"2026-0{1 + n % 9}-11"}
+                )
+
+
+def test_kill_mid_batch_restart_and_replay(stream_settings: Settings, worker, env) -> None:
+    store = Store.from_settings(aws.dynamodb(stream_settings), stream_settings)
+    budgets = [f"e2e-{i}-{uuid.uuid4().hex[:6]}" for i in range(6)]
+    persist_history(store, budgets, 40)
+
+    first = worker()
+    wait_until(lambda: store.pointer(budgets[0]) is not None, "the first budget is projected")
+    first.send_signal(signal.SIGKILL)  # mid-batch: later budgets of the batch are not done
+    first.wait()
+    assert not caught_up(store, budgets), "the kill came too late to be mid-batch"
+    for b in budgets:
+        assert_matches_fold(store, b)  # whatever committed is whole
+
+    second = worker()  # takes over the dead worker's lease after the failover time
+    wait_until(lambda: caught_up(store, budgets), "every budget is caught up after restart")
+    persist_history(store, budgets[:2], 10)  # the live stream keeps flowing
+    wait_until(lambda: caught_up(store, budgets), "new events are projected")
+    for b in budgets:
+        assert_matches_fold(store, b)
+    before = snapshot(store, budgets)
+
+    second.send_signal(signal.SIGTERM)  # graceful: shutdownRequested, last checkpoint
+    assert second.wait(timeout=60) == 0
+    leases = LeaseTable(store.client, stream_settings.lease_table).all()
+    assert leases and all(lease.owner is None for lease in leases)  # released on shutdown
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", "replay", "--trim-horizon", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    shards = json.loads(done.stdout)["shards"]
+    assert shards and all(s["new"] == "TRIM_HORIZON" for s in shards)
+    assert any(s["old"] not in (None, "TRIM_HORIZON") for s in shards)
+
+    worker()
+    wait_until(
+        lambda: all(
+            lease.checkpoint not in ("TRIM_HORIZON",)
+            and lease.checkpoint >= max(s["old"] for s in shards if s["old"])
+            for lease in LeaseTable(store.client, stream_settings.lease_table).all()
+        ),
+        "the replayed stream is read back to where it was",
+    )
+    assert snapshot(store, budgets) == before  # re-reading changed nothing
+
+
+def test_replay_refuses_while_a_worker_holds_leases(stream_settings: Settings, worker, env) -> None:
+    store = Store.from_settings(aws.dynamodb(stream_settings), stream_settings)
+    budget = f"live-{uuid.uuid4().hex[:6]}"
+    persist_history(store, [budget], 3)
+    worker()
+    wait_until(lambda: caught_up(store, [budget]), "the budget is caught up")
+    command = [sys.executable, "-m", "worker", "replay", "--trim-horizon", "--json"]
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "refusing to replay" in refused.stderr
+    assert refused.stdout == ""
+    forced = subprocess.run(
+        [*command, "--force"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert forced.returncode == 0, forced.stderr
