@@ -88,6 +88,29 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 90.0) 
     raise AssertionError(f"timed out waiting until {what}")
 
 
+def crash(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the driver and its kcl-processor children at once, like a dying container.
+    (The children run in their own session, so a group kill would miss them.)"""
+    children = []
+    for task in os.listdir(f"/proc/{process.pid}/task"):
+        with open(f"/proc/{process.pid}/task/{task}/children") as f:
+            children += [int(pid) for pid in f.read().split()]
+    for pid in [process.pid, *children]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait()
+    for pid in children:  # reap-free wait: poll until the kernel removed them
+        wait_until(
+            lambda pid=pid: (
+                not os.path.exists(f"/proc/{pid}")
+                or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+            ),
+            f"child {pid} died",
+        )
+
+
 def caught_up(store: Store, budgets: list[str]) -> bool:
     return all(store.pointer(b) == store.head(b) for b in budgets)
 
@@ -117,8 +140,7 @@ def test_kill_mid_batch_restart_and_replay(stream_settings: Settings, worker, en
 
     first = worker()
     wait_until(lambda: store.pointer(budgets[0]) is not None, "the first budget is projected")
-    first.send_signal(signal.SIGKILL)  # mid-batch: later budgets of the batch are not done
-    first.wait()
+    crash(first)  # mid-batch: later budgets of the batch are not done
     assert not caught_up(store, budgets), "the kill came too late to be mid-batch"
     for b in budgets:
         assert_matches_fold(store, b)  # whatever committed is whole
