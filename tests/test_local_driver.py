@@ -5,6 +5,7 @@ trim horizon: the same final state. Replay refuses while the worker holds leases
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -96,19 +97,19 @@ def crash(process: subprocess.Popen[bytes]) -> None:
         with open(f"/proc/{process.pid}/task/{task}/children") as f:
             children += [int(pid) for pid in f.read().split()]
     for pid in [process.pid, *children]:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     process.wait()
-    for pid in children:  # reap-free wait: poll until the kernel removed them
-        wait_until(
-            lambda pid=pid: (
-                not os.path.exists(f"/proc/{pid}")
-                or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
-            ),
-            f"child {pid} died",
-        )
+    for pid in children:  # they are not ours to reap: wait until gone or a zombie
+        wait_until(lambda pid=pid: _dead(pid), f"child {pid} died")
+
+
+def _dead(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def caught_up(store: Store, budgets: list[str]) -> bool:
