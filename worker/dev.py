@@ -1,13 +1,15 @@
 """`budget-worker dev`: the embedded default in one command.
 
-Starts DynamoDB Local on a free loopback port, creates the tables, optionally runs a demo, then
-keeps projecting every budget that is behind until interrupted. (This polling loop stands in
-for the stream worker until `run --driver local` exists.)
+Starts DynamoDB Local on a free loopback port, creates the tables and runs the worker with the
+local stream driver (the same record processor, over the same MultiLang protocol, as in
+production). `--demo` writes sample events through the persist path and shows them applied by
+the stream worker, not by a direct catch-up.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from rich.console import Console
@@ -15,10 +17,11 @@ from rich.table import Table
 
 from worker import aws, local_ddb, logs
 from worker.config import Settings
+from worker.errors import InfrastructureError
 from worker.persist import Persister
-from worker.projector import Projector
 from worker.reads import Store
-from worker.status import statuses
+from worker.run import run_local
+from worker.status import budget_status
 from worker.tables import create_tables
 from worker.validated_read import read_transactions
 
@@ -61,32 +64,63 @@ DEMO_EVENTS: list[tuple[str, str, dict[str, object]]] = [
 
 def run_dev(*, demo: bool, once: bool, console: Console) -> None:
     server = local_ddb.start()
-    os.environ["AWS_ENDPOINT_URL"] = server.endpoint_url
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
+    ):
+        os.environ[name] = server.endpoint_url  # children (kcl-processor) inherit these
     console.print(f"DynamoDB Local at {server.endpoint_url} (pid {server.pid})")
     console.print(f"  in another shell: export AWS_ENDPOINT_URL={server.endpoint_url}")
+    stop = threading.Event()
+    worker: threading.Thread | None = None
     try:
         settings = Settings.from_env()
         client = aws.dynamodb(settings)
         created = create_tables(client, settings)
         console.print(f"tables created: {created.created}, existing: {created.existing}")
         store = Store.from_settings(client, settings)
+        worker = threading.Thread(target=run_local, args=(settings, stop), name="worker")
+        worker.start()
+        console.print("worker running: local stream driver -> budget-worker kcl-processor")
         if demo:
             _demo(store, console)
         if not once:
-            _poll(store, console)
+            console.print("Ctrl-C stops")
+            while worker.is_alive():
+                worker.join(timeout=1.0)
+    except KeyboardInterrupt:
+        console.print("stopping")
     finally:
+        stop.set()
+        if worker is not None:
+            worker.join(timeout=60)
         server.stop()
         console.print("DynamoDB Local stopped")
 
 
-def _demo(store: Store, console: Console) -> None:
+def _demo(store: Store, console: Console, timeout: float = 120.0) -> None:
     persister = Persister(store)
     for event_type, tid, data in DEMO_EVENTS:
         result = persister.persist(DEMO_BUDGET, event_type, tid, data)
         console.print(f"persisted {event_type} {tid}: {result.status} {result.event_id}")
-    caught = Projector(store).catch_up(DEMO_BUDGET)
-    console.print(f"catch-up: applied {caught.applied}, rejected {caught.rejected}")
-    view = read_transactions(store, DEMO_BUDGET)
+    head = store.head(DEMO_BUDGET)
+    deadline = time.monotonic() + timeout
+    with console.status("waiting for the stream worker to apply them"):
+        while store.pointer(DEMO_BUDGET) != head:
+            if time.monotonic() > deadline:
+                raise InfrastructureError(
+                    f"the stream worker did not apply the demo events "
+                    f"within {timeout:.0f}s (pointer "
+                    f"{store.pointer(DEMO_BUDGET)}, head {head})"
+                )
+            time.sleep(0.2)
+    status = budget_status(store, DEMO_BUDGET)
+    console.print(
+        f"applied by the stream worker: pointer = head = {head}; "
+        f"rejected {status.rejected}, dirty months {', '.join(status.dirty_months)}"
+    )
+    view = read_transactions(store, DEMO_BUDGET, projector=None)
     table = Table(
         "date",
         "amount",
@@ -100,14 +134,3 @@ def _demo(store: Store, console: Console) -> None:
     console.print(table)
     for event_id, reason in store.rejected(DEMO_BUDGET):
         console.print(f"rejected {event_id}: {reason}")
-
-
-def _poll(store: Store, console: Console, interval: float = 1.0) -> None:
-    console.print("projecting budgets that fall behind; Ctrl-C to stop")
-    projector = Projector(store)
-    while True:
-        for status in statuses(store):
-            if status.behind:
-                result = projector.catch_up(status.budget)
-                log.info("caught up", **result.as_json())
-        time.sleep(interval)
