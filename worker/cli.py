@@ -292,6 +292,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    from worker import health
+
+    age = health.check(args.max_age)
+    _emit(
+        args,
+        {"healthy": True, "heartbeat_age_seconds": round(age, 1)},
+        lambda: out.print(f"healthy: heartbeat {age:.0f}s old"),
+    )
+    return 0
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from worker.dev import run_dev
 
@@ -419,6 +431,14 @@ def build_parser() -> Parser:
     position.add_argument("--after-sequence", metavar="N", help="after this sequence number")
     rep.add_argument("--shard", metavar="ID", help="only this shard")
     rep.add_argument("--force", action="store_true", help="even while leases are live")
+
+    hc = command(
+        commands,
+        "health",
+        cmd_health,
+        "exit 0 if the running worker's heartbeat is recent (container health check)",
+    )
+    hc.add_argument("--max-age", type=float, default=60.0, help="seconds (default 60)")
 
     command(
         commands,

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from worker import aws, logs
+from worker import aws, health, logs
 from worker.config import Settings
 from worker.errors import BudgetWorkerError
 from worker.local_driver import DriverConfig, LocalDriver
@@ -69,7 +69,7 @@ def run_local(
         settings.lease_table,
         config or DriverConfig.from_env(),
     )
-    driver.run(stop)
+    driver.run(stop, on_cycle=health.beat)
     if queue_thread is not None:
         queue_thread.join(timeout=30)
 
@@ -92,7 +92,7 @@ def run_kcl(settings: Settings, stop: threading.Event) -> int:
     log.info("starting the KCL MultiLangDaemon launcher", command=command)
     daemon = subprocess.Popen(command)
     while daemon.poll() is None and not stop.wait(1.0):
-        pass
+        health.beat()
     if daemon.poll() is None:
         daemon.send_signal(signal.SIGTERM)  # KCL's shutdown hook runs a graceful shutdown
         try:

@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1.7
+# budget-worker for ECS: the Java launcher (KCL 3.x MultiLangDaemon + DynamoDB Streams Kinesis
+# Adapter 2.x) spawning `budget-worker kcl-processor` per shard.
+
+# --- 1. the launcher jar (Maven Central is reachable here, unlike on the dev machines) ---------
+FROM maven:3.9.9-eclipse-temurin-17 AS launcher
+WORKDIR /build
+COPY launcher/pom.xml ./
+RUN mvn -q -B dependency:go-offline
+COPY launcher/src ./src
+RUN mvn -q -B -o package -DskipTests
+
+# --- 2. the Python worker in a virtualenv ------------------------------------------------------
+FROM python:3.11.11-slim-bookworm AS python
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+RUN python -m venv /opt/venv
+COPY pyproject.toml README.md ./
+COPY worker ./worker
+COPY scripts/install_kclpy.py ./scripts/
+# The normal amazon-kclpy install (its build fetches the KCL jars from Maven Central).
+RUN /opt/venv/bin/pip install . \
+    && BUDGET_KCLPY_MODE=full /opt/venv/bin/python scripts/install_kclpy.py
+
+# --- 3. slim runtime: Python + a headless JRE, non-root ---------------------------------------
+FROM python:3.11.11-slim-bookworm
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends openjdk-17-jre-headless=17.* \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --user-group --no-create-home worker
+COPY --from=python /opt/venv /opt/venv
+COPY --from=launcher /build/target/budget-worker-launcher.jar /opt/budget-worker/
+COPY properties /opt/budget-worker/properties
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    BUDGET_LOG_FORMAT=json \
+    BUDGET_KCL_LAUNCHER_JAR=/opt/budget-worker/budget-worker-launcher.jar \
+    BUDGET_KCL_PROPERTIES=/opt/budget-worker/properties/production.properties \
+    BUDGET_HEARTBEAT_FILE=/tmp/budget-worker.heartbeat
+USER 10001:10001
+# Healthy while the supervisor sees the KCL daemon alive (it refreshes the heartbeat file).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["budget-worker", "health", "--max-age", "60"]
+ENTRYPOINT ["budget-worker"]
+CMD ["run", "--driver", "kcl"]
