@@ -330,3 +330,44 @@ def test_unreachable_dynamodb_is_an_infrastructure_error(cli: Cli, budget: str) 
         "status", budget, "--json", AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}"
     )
     assert code == 1 and "failed after" in err
+
+
+def test_snapshots_command(cli: Cli, budget: str) -> None:
+    for tid, data in [
+        ("t1", CREATE),
+        ("t2", CREATE.replace("2026-01-31", "2026-03-01").replace("-1250", "5000")),
+    ]:
+        cli(
+            "events",
+            "put",
+            budget,
+            "--type",
+            "TransactionCreated",
+            "--transaction",
+            tid,
+            "--data",
+            data,
+            "--json",
+        )
+    cli("catch-up", budget, "--json")
+    code, before, _ = cli("snapshots", budget, "--json")
+    assert code == 0 and before["dirty_months"] == ["2026-01", "2026-03"]
+    assert all(s["fresh"] is False for s in before["snapshots"])
+    code, after, _ = cli("snapshots", budget, "--rebuild", "--json")
+    assert after["budget"] == budget and after["dirty_months"] == []
+    assert [s["month"] for s in after["snapshots"]] == ["2026-01", "2026-02", "2026-03"]
+    jan, feb, mar = after["snapshots"]
+    assert {
+        k: jan[k]
+        for k in ("income", "expenses", "net", "by_category", "balances", "transaction_count")
+    } == {
+        "income": 0,
+        "expenses": -1250,
+        "net": -1250,
+        "by_category": {"food": -1250},
+        "balances": {"checking": -1250},
+        "transaction_count": 1,
+    }
+    assert feb["transaction_count"] == 0 and feb["balances"] == {"checking": -1250}
+    assert mar["balances"] == {"checking": 3750} and mar["income"] == 5000
+    assert all(s["fresh"] and s["as_of_event"] for s in after["snapshots"])

@@ -20,9 +20,12 @@ import pytest
 from tests.helpers import CREATE_T, assert_matches_fold
 from worker import aws
 from worker.config import Settings
+from worker.fold import fold
 from worker.leases import LeaseTable
 from worker.persist import Persister
 from worker.reads import Store
+from worker.snapshot_math import all_snapshots
+from worker.snapshots import read_snapshots
 from worker.tables import create_tables
 
 
@@ -150,8 +153,18 @@ def test_kill_mid_batch_restart_and_replay(stream_settings: Settings, worker, en
     wait_until(lambda: caught_up(store, budgets), "every budget is caught up after restart")
     persist_history(store, budgets[:2], 10)  # the live stream keeps flowing
     wait_until(lambda: caught_up(store, budgets), "new events are projected")
+    wait_until(
+        lambda: not any(read_snapshots(store, b).dirty_months for b in budgets),
+        "the worker rebuilt every dirty snapshot after catching up",
+    )
     for b in budgets:
         assert_matches_fold(store, b)
+        view = read_snapshots(store, b)
+        assert all(e.fresh for e in view.entries)
+        expected = all_snapshots(fold(store.events(b)).transactions.values())
+        assert [e.snapshot.figures() for e in view.entries if e.snapshot] == [
+            s.figures() for s in expected
+        ]
     before = snapshot(store, budgets)
 
     second.send_signal(signal.SIGTERM)  # graceful: shutdownRequested, last checkpoint

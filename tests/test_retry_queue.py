@@ -14,13 +14,15 @@ from worker.retry_queue import EnqueueFailed, SqsRetryQueue, consume, decode, ha
 def queue(moto_settings):
     client = boto3.client("sqs", region_name="us-east-1")
     dlq = client.create_queue(QueueName="budget-retry-dlq")["QueueUrl"]
-    dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     url = client.create_queue(
         QueueName="budget-retry",
-        Attributes={"VisibilityTimeout": "0",
-                    "RedrivePolicy": f'{{"deadLetterTargetArn": "{dlq_arn}", '
-                                     f'"maxReceiveCount": "3"}}'},
+        Attributes={
+            "VisibilityTimeout": "0",
+            "RedrivePolicy": f'{{"deadLetterTargetArn": "{dlq_arn}", "maxReceiveCount": "3"}}',
+        },
     )["QueueUrl"]
     return SqsRetryQueue(client, url), dlq
 
@@ -51,8 +53,9 @@ def test_failing_budget_stays_and_ends_in_the_dead_letter_queue(queue) -> None:
     assert decode(moved[0]["Body"]) == "b1"
 
 
-@pytest.mark.parametrize("body", ["not json", "[1]", '{"budgets": "b"}', '{"budget": ""}',
-                                  '{"budget": 5}'])
+@pytest.mark.parametrize(
+    "body", ["not json", "[1]", '{"budgets": "b"}', '{"budget": ""}', '{"budget": 5}']
+)
 def test_malformed_messages_are_never_deleted(queue, body: str) -> None:
     q, _ = queue
     q.client.send_message(QueueUrl=q.url, MessageBody=body)

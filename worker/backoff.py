@@ -62,3 +62,39 @@ def retry_read(
             )
             sleep(delay)
             attempt += 1
+
+
+def retry_write(
+    what: str,
+    fn: Callable[[], T],
+    *,
+    backoff: Backoff = Backoff(),
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run a write that is safe to repeat (conditional and idempotent): retry throttling,
+    conflicts and ambiguous failures; raise definite failures (a failed condition included)
+    for the caller to interpret."""
+    delays = backoff.delays()
+    attempt = 1
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            outcome = classify(exc, is_write=True)
+            if outcome is Outcome.DEFINITE:
+                raise
+            delay = next(delays, None)
+            if delay is None:
+                raise InfrastructureError(
+                    f"{what} failed after {attempt} attempts: {error_code(exc)}: {exc}"
+                ) from exc
+            log.info(
+                "retrying write",
+                what=what,
+                attempt=attempt,
+                outcome=outcome.value,
+                error=error_code(exc),
+                delay=round(delay, 3),
+            )
+            sleep(delay)
+            attempt += 1

@@ -197,6 +197,53 @@ def cmd_rejected(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_snapshots(args: argparse.Namespace) -> int:
+    from worker.snapshots import Rebuilder, read_snapshots
+
+    store = _store()
+    if args.rebuild:
+        Rebuilder(store).rebuild(args.budget)
+    view = read_snapshots(store, args.budget)
+
+    def human() -> None:
+        table = Table(
+            "month",
+            "income",
+            "expenses",
+            "net",
+            "count",
+            "balances",
+            "by category",
+            "state",
+            title=f"{args.budget}: monthly snapshots",
+        )
+        for entry in view.entries:
+            s = entry.snapshot
+            state = "fresh" if entry.fresh else "may be out of date"
+            if s is None:
+                table.add_row(entry.month, "-", "-", "-", "-", "-", "-", "not built yet")
+                continue
+            table.add_row(
+                s.month,
+                str(s.income),
+                str(s.expenses),
+                str(s.net),
+                str(s.transaction_count),
+                ", ".join(f"{k} {v}" for k, v in sorted(s.balances.items())),
+                ", ".join(f"{k} {v}" for k, v in sorted(s.by_category.items())),
+                state,
+            )
+        out.print(table)
+        if view.dirty_months:
+            out.print(
+                f"dirty months: {', '.join(view.dirty_months)} "
+                "(run with --rebuild, or let the worker rebuild them)"
+            )
+
+    _emit(args, view.as_json(), human)
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     found = statuses(_store(), args.budget)
 
@@ -391,6 +438,9 @@ def build_parser() -> Parser:
     )
     rej = command(commands, "rejected", cmd_rejected, "events the projector rejected")
     rej.add_argument("budget")
+    snaps = command(commands, "snapshots", cmd_snapshots, "monthly snapshots")
+    snaps.add_argument("budget")
+    snaps.add_argument("--rebuild", action="store_true", help="first rebuild dirty months")
     stat = command(commands, "status", cmd_status, "lag per budget")
     stat.add_argument("budget", nargs="?")
 

@@ -21,6 +21,7 @@ from worker.errors import InfrastructureError
 from worker.persist import Persister
 from worker.reads import Store
 from worker.run import run_local
+from worker.snapshots import read_snapshots
 from worker.status import budget_status
 from worker.tables import create_tables
 from worker.validated_read import read_transactions
@@ -134,3 +135,26 @@ def _demo(store: Store, console: Console, timeout: float = 120.0) -> None:
     console.print(table)
     for event_id, reason in store.rejected(DEMO_BUDGET):
         console.print(f"rejected {event_id}: {reason}")
+    while read_snapshots(store, DEMO_BUDGET).dirty_months and time.monotonic() < deadline:
+        time.sleep(0.2)  # the worker rebuilds snapshots right after catching up
+    snapshots = Table(
+        "month",
+        "income",
+        "expenses",
+        "net",
+        "balances",
+        "fresh",
+        title=f"{DEMO_BUDGET}: monthly snapshots",
+    )
+    for entry in read_snapshots(store, DEMO_BUDGET).entries:
+        s = entry.snapshot
+        if s is not None:
+            snapshots.add_row(
+                s.month,
+                str(s.income),
+                str(s.expenses),
+                str(s.net),
+                ", ".join(f"{k} {v}" for k, v in sorted(s.balances.items())),
+                "yes" if entry.fresh else "no",
+            )
+    console.print(snapshots)

@@ -77,7 +77,7 @@ class Store:
 
     # -- queries ----------------------------------------------------------------------------
 
-    def _query(self, what: str, **kwargs: Any) -> Iterator[Item]:
+    def query(self, what: str, **kwargs: Any) -> Iterator[Item]:
         start: dict[str, Any] | None = None
         while True:
             args = dict(kwargs)
@@ -90,7 +90,7 @@ class Store:
                 return
 
     def _prefix(self, table: str, budget: str, prefix: str) -> Iterator[Item]:
-        return self._query(
+        return self.query(
             f"Query {table} {budget}/{prefix}*",
             TableName=table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
 
 from worker import aws, logs
 from worker.config import Settings
-from worker.projector import Projector
+from worker.projector import CatchUpResult, Projector
 from worker.reads import Store
 from worker.record_processor import BudgetRecordProcessor
 from worker.retry_queue import SqsRetryQueue
+from worker.snapshots import Rebuilder
 
 log = logs.get(__name__)
 
@@ -21,10 +22,21 @@ def retry_queue(settings: Settings) -> SqsRetryQueue | None:
     return SqsRetryQueue(aws.sqs(settings), settings.retry_queue_url)
 
 
-def budget_handler(settings: Settings) -> Any:
-    """What the worker does for a budget named by a stream record or a queue message."""
+def budget_handler(settings: Settings) -> Callable[[str], CatchUpResult]:
+    """What the worker does for a budget named by a stream record or a queue message: catch
+    it up, then rebuild its dirty snapshots as a separate step. Both must succeed for the
+    budget to count as handled, so a failed rebuild is retried like a failed catch-up (the
+    markers stay either way; nothing of the projection depends on the rebuild)."""
     store = Store.from_settings(aws.dynamodb(settings), settings)
-    return Projector(store).catch_up
+    projector = Projector(store)
+    rebuilder = Rebuilder(store)
+
+    def handle(budget: str) -> CatchUpResult:
+        result = projector.catch_up(budget)
+        rebuilder.rebuild(budget)
+        return result
+
+    return handle
 
 
 def record_processor(settings: Settings) -> BudgetRecordProcessor:
