@@ -45,6 +45,16 @@ class InfrastructureError(BudgetWorkerError):
     exit_code = 1
 
 
+class PersistFailed(InfrastructureError):
+    """Persisting gave up. `retry_event_id` is the id to retry the same intent with (I5):
+    a retry with it reports `duplicate` if an earlier attempt was stored after all."""
+
+    def __init__(self, message: str, retry_event_id: str, outcome_unknown: bool) -> None:
+        super().__init__(message)
+        self.retry_event_id = retry_event_id
+        self.outcome_unknown = outcome_unknown
+
+
 class StaleProjection(BudgetWorkerError):
     """The projection is behind the head and could not be brought up to date (I7)."""
 

@@ -33,6 +33,7 @@ from worker.errors import (
     EventConflict,
     InfrastructureError,
     Outcome,
+    PersistFailed,
     cancellation_codes,
     classify,
     error_code,
@@ -92,6 +93,8 @@ def alias_sk(event_id: str) -> str:
 class Persister:
     store: Store
     clock: Callable[[], float] = time.time
+    # How this persister mints ids when the caller gives none (seeded in the simulation).
+    new_id: Callable[[], str] | None = None
     backoff: Backoff = field(default_factory=lambda: Backoff(attempts=8))
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
@@ -108,7 +111,11 @@ class Persister:
         EventConflict, or InfrastructureError (outcome unknown: retry with the same id)."""
         requested = parse_event_id(event_id) if event_id is not None else None
         event = build_event(
-            budget, event_type, transaction_id, data, requested or new_event_id(self.clock)
+            budget,
+            event_type,
+            transaction_id,
+            data,
+            requested or (self.new_id() if self.new_id else new_event_id(self.clock)),
         )
         return self._persist(event, requested)
 
@@ -116,6 +123,7 @@ class Persister:
         bound = log.bind(budget=event.budget, requested_event_id=requested)
         delays = self.backoff.delays(self.rng)
         attempt = 0
+        unknown = False  # did any attempt end ambiguously (it may have been stored)?
         while True:
             attempt += 1
             reassigned = requested is not None and event.event_id != requested
@@ -141,16 +149,20 @@ class Persister:
                 )
                 return PersistResult(event.budget, event.event_id, status, requested)
             outcome = classify(failure, is_write=True)
+            unknown = unknown or outcome is Outcome.AMBIGUOUS
             delay = next(delays, None)
             if outcome is Outcome.DEFINITE or delay is None:
+                retry_id = requested or event.event_id
                 hint = (
-                    f"; the outcome is unknown: retry with --event-id {requested or event.event_id}"
-                    if outcome is Outcome.AMBIGUOUS
-                    else ""
+                    f"; the outcome is unknown: retry with --event-id {retry_id}"
+                    if unknown
+                    else f"; nothing was stored: retry (with --event-id {retry_id} to be safe)"
                 )
-                raise InfrastructureError(
+                raise PersistFailed(
                     f"persisting event {event.event_id} for budget {event.budget!r} failed "
-                    f"after {attempt} attempt(s): {error_code(failure)}{hint}"
+                    f"after {attempt} attempt(s): {error_code(failure)}{hint}",
+                    retry_id,
+                    unknown,
                 ) from failure
             bound.info(
                 "persist failed, retrying",
