@@ -78,10 +78,12 @@ def new_event_id(clock: Callable[[], float] = time.time) -> str:
 
 def event_id_above(head: str, clock: Callable[[], float], rng: random.Random) -> str:
     """A ULID greater than `head`: from the local clock if it is ahead of the head, else just
-    above the head (a random gap so that racing writers rarely pick the same one)."""
-    fresh = ULID.from_timestamp(clock())
-    if str(fresh) > head:
-        return str(fresh)
+    above the head (a random gap so that racing writers rarely pick the same one). Random bits
+    come from `rng`, so a seeded simulation mints the same ids every run."""
+    millis = int(clock() * 1000)
+    fresh = str(ULID.from_int((millis << 80) | rng.getrandbits(80)))
+    if fresh > head:
+        return fresh
     return str(ULID.from_int(int(ULID.from_str(head)) + rng.randint(1, 2**32)))
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from worker import layout, logs
-from worker.backoff import retry_write
+from worker.backoff import retry_read, retry_write
 from worker.errors import InfrastructureError, error_code
 from worker.fold import Transaction
 from worker.reads import Store
@@ -140,14 +140,17 @@ class SnapshotStore:
         """Earliest and latest month holding a live transaction (two one-item queries)."""
         ends = []
         for forward in (True, False):
-            page = self.store.client.query(
-                TableName=self.table,
-                IndexName=layout.BY_DATE_INDEX,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": layout.s(budget)},
-                ConsistentRead=True,
-                ScanIndexForward=forward,
-                Limit=1,
+            page = retry_read(
+                f"Query month range {budget}",
+                lambda forward=forward: self.store.client.query(  # type: ignore[misc]
+                    TableName=self.table,
+                    IndexName=layout.BY_DATE_INDEX,
+                    KeyConditionExpression="pk = :pk",
+                    ExpressionAttributeValues={":pk": layout.s(budget)},
+                    ConsistentRead=True,
+                    ScanIndexForward=forward,
+                    Limit=1,
+                ),
             )
             items = page.get("Items", [])
             if not items:
