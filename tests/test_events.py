@@ -44,7 +44,10 @@ def test_malformed_ulids_are_refused(raw: str) -> None:
         ("TransactionCreated", {**CREATE, "amount": 1.5}, "integer"),
         ("TransactionCreated", {**CREATE, "amount": "12"}, "integer"),
         ("TransactionCreated", {**CREATE, "amount": True}, "integer"),
-        ("TransactionCreated", {**CREATE, "amount": 10**16}, "out of range"),
+        ("TransactionCreated", {**CREATE, "amount": 10**31}, "out of range"),
+        ("TransactionCreated", {**CREATE, "date": "2026-W03-4"}, "YYYY-MM-DD"),
+        ("TransactionCreated", {**CREATE, "date": "\uff12\uff10\uff12\uff16-01-01"}, "YYYY-MM-DD"),
+        ("TransactionCreated", {**CREATE, "memo": "bad \ud800 text"}, "Unicode"),
         ("TransactionCreated", {**CREATE, "date": "2026-02-30"}, "calendar date"),
         ("TransactionCreated", {**CREATE, "date": "2026-2-3"}, "YYYY-MM-DD"),
         ("TransactionCreated", {**CREATE, "date": 20260101}, "YYYY-MM-DD"),
@@ -52,7 +55,6 @@ def test_malformed_ulids_are_refused(raw: str) -> None:
         ("TransactionCreated", {**CREATE, "account": ""}, "must not be empty"),
         ("TransactionCreated", {**CREATE, "payee": 7}, "must be a string"),
         ("TransactionCreated", {**CREATE, "colour": "red"}, "unknown field"),
-        ("TransactionCreated", {**CREATE, "memo": "x" * 5000}, "longer than"),
         ("TransactionCreated", ["not", "an", "object"], "JSON object"),
         ("TransactionUpdated", {}, "at least one field"),
         ("TransactionUpdated", {"account": None}, "must be a string"),
@@ -89,3 +91,23 @@ def test_invalid_json_is_refused() -> None:
 
 def test_update_may_clear_optional_fields() -> None:
     assert check_data(EventType.UPDATED, {"payee": None}) == {"payee": None}
+
+
+def test_long_text_within_the_size_limit_is_accepted() -> None:
+    event = build_event("b", "TransactionCreated", "t1", {**CREATE, "memo": "m" * 5000}, GOOD_ID)
+    assert len(event.data["memo"]) == 5000
+
+
+def test_event_ids_far_in_the_future_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="ahead of this clock"):
+        parse_event_id("7ZZZZZZZZZZZZZZZZZZZZZZZZZ", now=1_790_000_000.0)
+    assert parse_event_id(GOOD_ID, now=1_790_000_000.0) == GOOD_ID
+
+
+@pytest.mark.parametrize("raw", ['{"amount": ' + "9" * 5000 + "}", '{"memo": "\ud800"}'])
+def test_unparseable_or_unencodable_json_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidInput):
+        check_data(EventType.CREATED, parse_data_json(raw) | CREATE_WITHOUT_MEMO)
+
+
+CREATE_WITHOUT_MEMO = {k: v for k, v in CREATE.items()}

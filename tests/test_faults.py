@@ -134,3 +134,54 @@ def test_projector_gives_up_cleanly_when_dynamodb_stays_down(moto_store: Store) 
         Projector(faulty, backoff=NO_WAIT).catch_up("b")
     assert_matches_fold(moto_store, "b")  # what committed is consistent
     assert Projector(moto_store).catch_up("b").pointer == moto_store.head("b")
+
+
+def test_mixed_cancellation_after_a_lost_commit_is_not_a_reassignment(moto_store: Store) -> None:
+    """[TransactionConflict, ConditionalCheckFailed] says nothing about the event item: the
+    persister must retry, find its own event, and never store the intent a second time."""
+    event_id = "01JD0000000000000000000009"
+    faulty, injector = injected(
+        moto_store,
+        Rule("TransactWriteItems", Fault.LOSE_RESPONSE),
+        Rule("TransactWriteItems", Fault.MIXED_CANCEL, skip=1),
+    )
+    result = Persister(faulty, backoff=NO_WAIT).persist(
+        "b", "TransactionCreated", "t1", CREATE_T, event_id
+    )
+    assert injector.injected["TransactWriteItems:mixed_cancel"] == 1
+    assert (result.status, result.event_id) == (PersistStatus.DUPLICATE, event_id)
+    assert [e.event_id for e in moto_store.events("b")] == [event_id]
+
+
+def test_mixed_cancellation_of_a_step_is_retried_not_rejected(moto_store: Store) -> None:
+    _history(moto_store)
+    faulty, injector = injected(
+        moto_store,
+        Rule("TransactWriteItems", Fault.MIXED_CANCEL, probability=0.4, limit=None),
+        seed=3,
+    )
+    result = Projector(faulty, backoff=Backoff(attempts=40, base=0.0, cap=0.0)).catch_up("b")
+    assert injector.injected["TransactWriteItems:mixed_cancel"] > 0
+    assert result.rejected == 0 and result.pointer == moto_store.head("b")
+    assert_matches_fold(moto_store, "b")
+
+
+def test_lost_answer_then_mixed_cancel_keeps_the_projection_equal_to_the_fold(
+    moto_store: Store,
+) -> None:
+    """The reviewer's sequence: a step commits but its answer is lost, the retry is cancelled
+    with mixed reasons, the pointer says the step is done: the next event must be decided
+    against the item as stored, not against a cached guess."""
+    persister = Persister(moto_store)
+    persister.persist("b", "TransactionCreated", "t1", CREATE_T)
+    persister.persist("b", "TransactionUpdated", "t1", {"amount": 42})
+    persister.persist("b", "TransactionUpdated", "t1", {"memo": "after"})
+    faulty, _ = injected(
+        moto_store,
+        Rule("TransactWriteItems", Fault.LOSE_RESPONSE),
+        Rule("TransactWriteItems", Fault.MIXED_CANCEL, skip=1),
+    )
+    Projector(faulty, backoff=NO_WAIT).catch_up("b")
+    state = assert_matches_fold(moto_store, "b")
+    assert not state.rejected
+    assert state.transactions["t1"].amount == 42 and state.transactions["t1"].memo == "after"

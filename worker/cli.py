@@ -21,7 +21,7 @@ from rich.table import Table
 from worker import aws, local_ddb, logs
 from worker.config import Settings
 from worker.errors import BudgetWorkerError, InvalidInput, error_code
-from worker.events import parse_data_json
+from worker.events import check_identifier, parse_data_json
 from worker.importer import import_events
 from worker.persist import Persister
 from worker.projector import Projector
@@ -94,13 +94,16 @@ def cmd_events_put(args: argparse.Namespace) -> int:
 
 
 def cmd_events_import(args: argparse.Namespace) -> int:
-    if args.file == "-":
-        lines = sys.stdin.read().splitlines()
-    else:
-        try:
-            lines = Path(args.file).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"cannot read {args.file}: {exc}") from None
+    try:
+        raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        text = raw.decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read {args.file}: {exc}") from None
+    # Split on newlines only: JSON strings may hold U+2028 and friends, which splitlines()
+    # would treat as line breaks.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
     report = import_events(Persister(_store()), lines, progress=not args.json)
 
     def human() -> None:
@@ -116,6 +119,7 @@ def cmd_events_import(args: argparse.Namespace) -> int:
 
 
 def cmd_events_list(args: argparse.Namespace) -> int:
+    check_identifier("budget", args.budget)
     store = _store()
     head = store.head(args.budget)
     events = store.events(args.budget)
@@ -135,6 +139,7 @@ def cmd_events_list(args: argparse.Namespace) -> int:
 
 
 def cmd_catch_up(args: argparse.Namespace) -> int:
+    check_identifier("budget", args.budget)
     result = Projector(_store()).catch_up(args.budget)
     _emit(
         args,
@@ -148,6 +153,7 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
 
 
 def cmd_transactions(args: argparse.Namespace) -> int:
+    check_identifier("budget", args.budget)
     store = _store()
     view = read_transactions(
         store, args.budget, projector=None if args.no_catch_up else Projector(store)
@@ -181,6 +187,7 @@ def cmd_transactions(args: argparse.Namespace) -> int:
 
 
 def cmd_rejected(args: argparse.Namespace) -> int:
+    check_identifier("budget", args.budget)
     items = _store().rejected(args.budget)
 
     def human() -> None:
@@ -198,6 +205,7 @@ def cmd_rejected(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshots(args: argparse.Namespace) -> int:
+    check_identifier("budget", args.budget)
     from worker.snapshots import Rebuilder, read_snapshots
 
     store = _store()
@@ -245,6 +253,8 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.budget is not None:
+        check_identifier("budget", args.budget)
     found = statuses(_store(), args.budget)
 
     def human() -> None:
@@ -541,6 +551,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"cannot reach DynamoDB: {exc}")
     except KeyboardInterrupt:
         code = 130
+    except Exception as exc:  # a bug: say so in one line, keep the traceback in the log
+        logs.get(__name__).exception("unexpected error")
+        _fail(f"unexpected error: {type(exc).__name__}: {exc}")
+        code = 1
     sys.exit(code)
 
 

@@ -21,6 +21,10 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
     ReadTimeoutError,
 )
 
@@ -121,8 +125,10 @@ def classify(exc: BaseException, *, is_write: bool) -> Outcome:
         }:
             return Outcome.RETRYABLE
         if code == "TransactionCanceledException":
-            codes = set(cancellation_codes(exc)) - {"None", ""}
-            if codes and codes <= RETRYABLE_CANCELLATION_CODES:
+            # A cancelled transaction wrote nothing. If any item was cancelled by a conflict or
+            # throttling, the verdicts on the others are not final: trying again is right.
+            codes = set(cancellation_codes(exc))
+            if codes & RETRYABLE_CANCELLATION_CODES:
                 return Outcome.RETRYABLE
             return Outcome.DEFINITE
         if code == "TransactionInProgressException":
@@ -132,6 +138,10 @@ def classify(exc: BaseException, *, is_write: bool) -> Outcome:
         if status >= 500 or code in {"InternalServerError", "ServiceUnavailable"}:
             return Outcome.AMBIGUOUS if is_write else Outcome.RETRYABLE
         return Outcome.DEFINITE
+    if isinstance(
+        exc, NoCredentialsError | PartialCredentialsError | NoRegionError | ParamValidationError
+    ):
+        return Outcome.DEFINITE  # configuration, not the network: nothing was sent
     if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
         # The connection was never established, so the request was never sent.
         return Outcome.RETRYABLE

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,10 +22,12 @@ from worker.errors import InvalidInput
 
 MAX_DATA_BYTES = 16 * 1024
 MAX_ID_CHARS = 128
-MAX_TEXT_CHARS = 1024
-# Sums of amounts must stay exact in DynamoDB numbers (38 digits) and in JSON consumers that
-# use doubles; 10**15 minor units is far beyond any real transaction.
-MAX_ABS_AMOUNT = 10**15
+# DynamoDB numbers hold 38 significant digits; bounding each amount at 30 digits keeps the sum
+# of any realistic number of them (snapshots, balances) exact.
+MAX_ABS_AMOUNT = 10**30
+# A client-supplied event id may be ahead of our clock by clock skew, not by more: an id far in
+# the future would become the head and force every later writer's id past it.
+MAX_FUTURE_SKEW_SECONDS = 24 * 3600
 
 TEXT_FIELDS = ("account", "category", "payee", "memo")
 FIELDS = ("date", "amount", *TEXT_FIELDS)
@@ -76,19 +79,35 @@ def canonical_json(data: Mapping[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def parse_event_id(raw: str) -> str:
-    """Return the canonical (upper-case) form of a ULID, or raise InvalidInput."""
+def parse_event_id(raw: str, now: float | None = None) -> str:
+    """Return the canonical (upper-case) form of a ULID, or raise InvalidInput. With `now`,
+    refuse ids dated more than MAX_FUTURE_SKEW_SECONDS ahead of it."""
     if not isinstance(raw, str) or len(raw) != 26:
         raise InvalidInput(f"invalid event id {raw!r}: expected a 26-character ULID")
     try:
-        return str(ULID.from_str(raw.upper()))
+        ulid = ULID.from_str(raw.upper())
     except ValueError as exc:
         raise InvalidInput(f"invalid event id {raw!r}: {exc}") from None
+    if now is not None and ulid.timestamp > now + MAX_FUTURE_SKEW_SECONDS:
+        days = (ulid.timestamp - now) / 86400
+        raise InvalidInput(
+            f"event id {raw} is dated {days:,.0f} days ahead of this clock (at most one day "
+            "of clock skew is accepted)"
+        )
+    return str(ulid)
+
+
+def _utf8(name: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{name} is not valid Unicode text (lone surrogate?)") from None
 
 
 def check_identifier(kind: str, value: object) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidInput(f"{kind} must be a non-empty string")
+    _utf8(kind, value)
     if len(value) > MAX_ID_CHARS:
         raise InvalidInput(f"{kind} is longer than {MAX_ID_CHARS} characters")
     if any(ord(c) < 32 or ord(c) == 127 for c in value) or value != value.strip():
@@ -107,7 +126,8 @@ def parse_event_type(raw: object) -> EventType:
 
 
 def _check_date(value: object) -> str:
-    if not isinstance(value, str) or len(value) != 10:
+    # fromisoformat alone also takes ISO week dates such as 2026-W03-4.
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value, re.ASCII):
         raise InvalidInput(f"date {value!r} must be a YYYY-MM-DD string")
     try:
         dt.date.fromisoformat(value)
@@ -132,8 +152,7 @@ def _check_text(name: str, value: object, *, nullable: bool) -> str | None:
         raise InvalidInput(f"{name} must be a string")
     if name in REQUIRED_ON_CREATE and not value.strip():
         raise InvalidInput(f"{name} must not be empty")
-    if len(value) > MAX_TEXT_CHARS:
-        raise InvalidInput(f"{name} is longer than {MAX_TEXT_CHARS} characters")
+    _utf8(name, value)
     return value
 
 
@@ -175,12 +194,15 @@ def check_data(event_type: EventType, data: object) -> dict[str, Any]:
 def parse_data_json(raw: str | None) -> object:
     if raw is None:
         return {}
+    _utf8("--data", raw)
     if len(raw.encode()) > MAX_DATA_BYTES:
         raise InvalidInput(f"--data is larger than {MAX_DATA_BYTES} bytes of JSON")
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"--data is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python will parse
+        raise InvalidInput(f"--data is not acceptable JSON: {exc}") from None
 
 
 def build_event(

@@ -29,6 +29,9 @@ class Fault(Enum):
     REFUSE = "refuse"  # connection refused: nothing sent
     THROTTLE = "throttle"  # ProvisionedThroughputExceeded: nothing done
     CONFLICT = "conflict"  # TransactionCanceled(TransactionConflict): nothing done
+    # TransactionCanceled with the first item in conflict and the others' conditions failed:
+    # the mix a lost-but-committed attempt and its retry can produce. Nothing done.
+    MIXED_CANCEL = "mixed_cancel"
     SERVER_ERROR = "server_error"  # 500 without the server having done anything
     LOSE_RESPONSE = "lose_response"  # committed, then the answer is lost
     CRASH_BEFORE = "crash_before"  # the process dies before sending
@@ -113,6 +116,17 @@ class FaultInjector:
             return _error(400, "ProvisionedThroughputExceededException", "injected throttle")
         if fault is Fault.SERVER_ERROR:
             return _error(500, "InternalServerError", "injected server error")
+        if fault is Fault.MIXED_CANCEL and operation == "TransactWriteItems":
+            count = _transact_item_count(params)
+            reasons = [{"Code": "TransactionConflict", "Message": "injected"}] + [
+                {"Code": "ConditionalCheckFailed", "Message": "injected"}
+            ] * (count - 1)
+            return _error(
+                400,
+                "TransactionCanceledException",
+                "Transaction cancelled (injected mixed reasons)",
+                reasons,
+            )
         # CONFLICT
         if operation == "TransactWriteItems":
             count = _transact_item_count(params)

@@ -57,6 +57,8 @@ def _parse_line(text: str) -> dict[str, Any]:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python will parse
+        raise InvalidInput(f"not acceptable JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise InvalidInput("each line must be a JSON object")
     unknown = sorted(set(obj) - LINE_KEYS)

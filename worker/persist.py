@@ -45,6 +45,8 @@ log = logs.get(__name__)
 
 ALIAS_PREFIX = "ALIAS#"
 CONDITION_FAILED = "ConditionalCheckFailed"
+# Every pass of the persist loop counts, head races included: a writer never spins for ever.
+MAX_LAPS = 30
 
 
 class PersistStatus(StrEnum):
@@ -84,7 +86,10 @@ def event_id_above(head: str, clock: Callable[[], float], rng: random.Random) ->
     fresh = str(ULID.from_int((millis << 80) | rng.getrandbits(80)))
     if fresh > head:
         return fresh
-    return str(ULID.from_int(int(ULID.from_str(head)) + rng.randint(1, 2**32)))
+    above = int(ULID.from_str(head)) + rng.randint(1, 2**32)
+    if above >= 2**128:
+        raise InfrastructureError(f"the head {head} is at the end of the ULID range")
+    return str(ULID.from_int(above))
 
 
 def alias_sk(event_id: str) -> str:
@@ -111,7 +116,7 @@ class Persister:
     ) -> PersistResult:
         """Validate and persist one intent; raise InvalidInput (nothing written),
         EventConflict, or InfrastructureError (outcome unknown: retry with the same id)."""
-        requested = parse_event_id(event_id) if event_id is not None else None
+        requested = parse_event_id(event_id, now=self.clock()) if event_id is not None else None
         event = build_event(
             budget,
             event_type,
@@ -128,6 +133,14 @@ class Persister:
         unknown = False  # did any attempt end ambiguously (it may have been stored)?
         while True:
             attempt += 1
+            if attempt > MAX_LAPS:
+                retry_id = requested or event.event_id
+                raise PersistFailed(
+                    f"persisting to budget {event.budget!r} gave up after {MAX_LAPS} attempts "
+                    f"(the head kept moving); retry with --event-id {retry_id}",
+                    retry_id,
+                    unknown,
+                )
             reassigned = requested is not None and event.event_id != requested
             try:
                 self.store.client.transact_write_items(
@@ -135,10 +148,20 @@ class Persister:
                 )
             except ClientError as exc:
                 codes = cancellation_codes(exc)
-                if error_code(exc) == "TransactionCanceledException" and CONDITION_FAILED in codes:
+                # The verdict is only sound when the event item's own reason is known: its
+                # condition failed (it exists) or held ("None": absent). A conflict or throttle
+                # on it says nothing, so that case is retried like any conflict.
+                decisive = bool(codes) and codes[0] in (CONDITION_FAILED, "None")
+                if (
+                    error_code(exc) == "TransactionCanceledException"
+                    and CONDITION_FAILED in codes
+                    and decisive
+                ):
                     resolved = self._resolve_cancel(event, requested, exc, codes, bound)
                     if isinstance(resolved, PersistResult):
                         return resolved
+                    if resolved.event_id != event.event_id:
+                        self.sleep(self.rng.uniform(0, 0.02))  # lost a head race: jitter
                     event = resolved
                     continue
                 failure: Exception = exc
@@ -253,6 +276,8 @@ class Persister:
         head = self.store.head(event.budget)
         if head is None:  # cannot be once the head condition failed; retrying is safe
             return event
+        if head == event.event_id:
+            return event  # the head only ever names a stored event: look again, don't reassign
         fresh = event_id_above(head, self.clock, self.rng)
         bound.info(
             "head is ahead, reassigning", event_id=event.event_id, head=head, new_event_id=fresh

@@ -40,8 +40,12 @@ log = logs.get(__name__)
 CONDITION_FAILED = "ConditionalCheckFailed"
 
 
+MAX_HEAD_REFRESHES = 3
+
+
 class StepOutcome(Enum):
     COMMITTED = "committed"
+    COMMITTED_INFERRED = "committed_inferred"  # ambiguous, resolved by re-reading the pointer
     POINTER_MOVED = "pointer_moved"
     ITEM_AHEAD = "item_ahead"
 
@@ -78,8 +82,9 @@ class Projector:
         whatever committed before that stays committed and consistent."""
         result = CatchUpResult(budget)
         bound = log.bind(budget=budget)
+        pointer = self.store.pointer(budget)  # pointer first: then it can never pass the head
         head = self.store.head(budget)
-        pointer = self.store.pointer(budget)
+        refreshes = 0
         cache: dict[str, Transaction | None] = {}
         while head is not None and (pointer is None or pointer < head):
             page = self.store.events_page(budget, pointer, head)
@@ -94,7 +99,7 @@ class Projector:
                     cache[tid] = self.store.transaction_state(budget, tid).transaction
                 change = decide(cache[tid], event)
                 outcome = self._commit(budget, pointer, change, bound)
-                if outcome is StepOutcome.ITEM_AHEAD:
+                if outcome is StepOutcome.ITEM_AHEAD and self._item_ahead(budget, tid, event):
                     # The item already reflects a later event while the pointer says it cannot:
                     # never overwrite it (I3) and never block the budget (I6).
                     change = Change(
@@ -105,7 +110,7 @@ class Projector:
                         f"transaction {tid} already reflects a later event",
                     )
                     outcome = self._commit(budget, pointer, change, bound)
-                if outcome is StepOutcome.POINTER_MOVED:
+                if outcome in (StepOutcome.POINTER_MOVED, StepOutcome.ITEM_AHEAD):
                     pointer = self.store.pointer(budget)
                     cache.clear()
                     bound.info(
@@ -115,17 +120,30 @@ class Projector:
                     )
                     break
                 pointer = event.event_id
-                cache[tid] = change.after
+                if outcome is StepOutcome.COMMITTED:
+                    cache[tid] = change.after
+                else:
+                    # Inferred from the pointer: the step that committed may not be the one we
+                    # sent (a racing projector's), so re-read the item before using it again.
+                    cache.pop(tid, None)
                 result.applied_ids.append(event.event_id)
                 if change.kind is ChangeKind.REJECT:
                     result.rejected += 1
                     bound.warning("event rejected", event_id=event.event_id, reason=change.reason)
                 else:
                     result.applied += 1
-            if pointer is not None and pointer >= head:
+            if pointer is not None and pointer >= head and refreshes < MAX_HEAD_REFRESHES:
+                # Events persisted during this catch-up: take them too, a bounded number of
+                # times, so that a hot budget cannot keep one call (or a reader) forever.
+                refreshes += 1
                 head = self.store.head(budget)
         result.pointer, result.head = pointer, head
         return result
+
+    def _item_ahead(self, budget: str, tid: str, event: Any) -> bool:
+        """Confirm the I3 condition really failed: the stored item carries a later event."""
+        stored = self.store.transaction_state(budget, tid).last_event_id
+        return stored is not None and stored >= event.event_id
 
     def _commit(self, budget: str, pointer: str | None, change: Change, bound: Any) -> StepOutcome:
         event_id = change.event.event_id
@@ -143,9 +161,13 @@ class Projector:
             except ClientError as exc:
                 codes = cancellation_codes(exc)
                 if error_code(exc) == "TransactionCanceledException" and CONDITION_FAILED in codes:
+                    # Only a decided pointer reason tells us anything: a conflict or throttle
+                    # on the pointer next to a failed item condition is retried.
                     if codes[POINTER_INDEX] == CONDITION_FAILED:
                         return StepOutcome.POINTER_MOVED
-                    if codes[TRANSACTION_INDEX : TRANSACTION_INDEX + 1] == [CONDITION_FAILED]:
+                    if codes[POINTER_INDEX] == "None" and codes[
+                        TRANSACTION_INDEX : TRANSACTION_INDEX + 1
+                    ] == [CONDITION_FAILED]:
                         return StepOutcome.ITEM_AHEAD
                 failure: Exception = exc
             except Exception as exc:
@@ -161,7 +183,7 @@ class Projector:
                     pointer=now,
                 )
                 if now == event_id:
-                    return StepOutcome.COMMITTED
+                    return StepOutcome.COMMITTED_INFERRED
                 if now != pointer:
                     return StepOutcome.POINTER_MOVED
             delay = next(delays, None)

@@ -143,6 +143,7 @@ class Store:
                     ":high": layout.s(layout.event_sk(upto)),
                 },
                 "Select": "COUNT",
+                "ConsistentRead": True,
             }
             if start:
                 args["ExclusiveStartKey"] = start
@@ -154,7 +155,7 @@ class Store:
             start = page.get("LastEvaluatedKey")
             if not start:
                 # BETWEEN is inclusive: the pointer's own event is not behind.
-                return total - (1 if after is not None else 0)
+                return max(0, total - (1 if after is not None else 0))
 
     def transactions(self, budget: str) -> list[Transaction]:
         live = (

@@ -38,8 +38,6 @@ def read_transactions(
 ) -> TransactionsView:
     """Return the budget's transactions as of its head. With a projector, a stale read is
     followed by a catch-up and another read; without one (`--no-catch-up`) it fails at once."""
-    pointer: str | None = None
-    head: str | None = None
     for attempt in range(1, attempts + 1):
         head = store.head(budget)
         pointer = store.pointer(budget)
@@ -48,13 +46,14 @@ def read_transactions(
             after = store.pointer(budget)
             if after == pointer:
                 return TransactionsView(budget, pointer, transactions)
-            pointer = after
         log.info("read is not current", budget=budget, pointer=pointer, head=head, attempt=attempt)
-        if projector is None:
-            break
+        if projector is None or attempt == attempts:
+            break  # the last round only reads: a catch-up must be verified, not assumed
         try:
             projector.catch_up(budget)
         except InfrastructureError as exc:
             log.warning("catch-up during read failed", budget=budget, error=str(exc))
             break
-    raise StaleProjection(budget, pointer, head)
+    # Name what is true now, not what was read before the last catch-up.
+    pointer = store.pointer(budget)
+    raise StaleProjection(budget, pointer, store.head(budget))
