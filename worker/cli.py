@@ -361,6 +361,69 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from worker import sim_runner
+
+    logs.configure("critical")  # the simulation provokes failures on purpose: keep it quiet
+
+    def progress(seed: int, report: Any) -> None:
+        if not args.json:
+            mark = "VIOLATION" if report.violations else "ok"
+            sys.stderr.write(f"seed {seed}: {mark}\n")
+
+    runs = [
+        sim_runner.run_seeds(
+            args.backend,
+            args.start,
+            args.seeds,
+            args.ops,
+            endpoint=args.endpoint,
+            progress=progress,
+        )
+    ]
+    bad_inputs = None
+    if args.report:
+        other = "local" if args.backend == "moto" else "moto"
+        runs.append(
+            sim_runner.run_seeds(
+                other,
+                args.start,
+                args.other_seeds,
+                args.ops,
+                endpoint=args.endpoint,
+                progress=progress,
+            )
+        )
+        bad_inputs = sim_runner.run_bad_inputs()
+        sim_runner.write_report(Path(args.report), runs, bad_inputs)
+    document = {"runs": [r.as_json() for r in runs], "bad_inputs": bad_inputs}
+    failures = [(r, f) for r in runs for f in r.failures]
+    bad = [p for v in (bad_inputs or {}).values() for p in v["problems"]]
+
+    def human() -> None:
+        for run in runs:
+            out.print(
+                f"{run.backend}: {len(run.seeds)} seeds x {run.ops} operations, "
+                f"{sum(run.faults.values())} faults injected, "
+                f"{sum(run.checks.values())} invariant checks, "
+                f"{len(run.failures)} failing seeds, {run.seconds:.0f}s"
+            )
+        if bad_inputs is not None:
+            tried = sum(v["tried"] for v in bad_inputs.values())
+            out.print(f"bad inputs: {tried} tried, {len(bad)} mishandled")
+        if args.report:
+            out.print(f"report written to {args.report}")
+
+    _emit(args, document, human)
+    for run, failure in failures:
+        sys.stderr.write(
+            f"budget-worker: seed {failure.seed} violated: "
+            f"{'; '.join(failure.violations)}; reproduce: "
+            f"{run.reproduce(failure.seed)}\n"
+        )
+    return 1 if failures or bad else 0
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from worker.dev import run_dev
 
@@ -499,6 +562,30 @@ def build_parser() -> Parser:
         "exit 0 if the running worker's heartbeat is recent (container health check)",
     )
     hc.add_argument("--max-age", type=float, default=60.0, help="seconds (default 60)")
+
+    sim = command(
+        commands,
+        "simulate",
+        cmd_simulate,
+        "deterministic fault-injection simulation over many seeds (exit 1 on a violation)",
+    )
+    sim.add_argument("--backend", choices=["moto", "local"], default="moto")
+    sim.add_argument("--seeds", type=int, default=20, help="how many seeds (default 20)")
+    sim.add_argument("--start", type=int, default=0, help="first seed (default 0)")
+    sim.add_argument("--ops", type=int, default=40, help="operations per seed (default 40)")
+    sim.add_argument("--endpoint", help="a running DynamoDB Local for --backend local")
+    sim.add_argument(
+        "--report",
+        metavar="FILE",
+        help="also run the other backend and the bad-input corpus, and write "
+        "the reliability report (docs/RELIABILITY.md)",
+    )
+    sim.add_argument(
+        "--other-seeds",
+        type=int,
+        default=5,
+        help="seeds on the other backend with --report (default 5)",
+    )
 
     command(
         commands,

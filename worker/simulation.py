@@ -41,6 +41,7 @@ FAULT_KINDS = [
     Fault.REFUSE,
     Fault.THROTTLE,
     Fault.CONFLICT,
+    Fault.MIXED_CANCEL,
     Fault.SERVER_ERROR,
     Fault.LOSE_RESPONSE,
 ]
@@ -137,6 +138,7 @@ class Simulation:
         self.injectors: list[FaultInjector] = []
         self.depth = 0
         self.faults_on = True
+        self._stores: dict[str, Store] = {}
         self.budgets = [f"sim{config.seed}-b{i}" for i in range(config.budgets)]
         self.intents: list[Intent] = []
         self.skews = [self.rng.randint(-5_000, 5_000) for _ in range(config.writers)]
@@ -152,7 +154,10 @@ class Simulation:
     # -- clients ------------------------------------------------------------------------------
 
     def _store(self, actor: str) -> Store:
-        """A store whose client fails, crashes and gets pre-empted as the seed says."""
+        """The actor's store: its client fails, crashes and gets pre-empted as the seed says.
+        One client per actor for the whole run, like a process keeps its client."""
+        if actor in self._stores:
+            return self._stores[actor]
         client = self.client_factory()
         rules = [
             Rule("*", kind, probability=self.config.fault_rate / len(FAULT_KINDS), limit=None)
@@ -166,7 +171,8 @@ class Simulation:
         injector.install(client)
         self.injectors.append(injector)
         client.meta.events.register("before-call", self._maybe_preempt)
-        return Store(client, *self.tables)
+        self._stores[actor] = Store(client, *self.tables)
+        return self._stores[actor]
 
     def _maybe_preempt(self, **_: Any) -> None:
         if self.depth >= self.config.max_depth:
@@ -282,7 +288,8 @@ class Simulation:
         return str(ULID.from_int((millis << 80) | self.rng.getrandbits(80)))
 
     def _project(self, budget: str) -> None:
-        Projector(self._store("projector"), backoff=NO_WAIT, sleep=lambda _: None).catch_up(budget)
+        actor = f"projector{self.rng.randrange(self.config.projectors)}"
+        Projector(self._store(actor), backoff=NO_WAIT, sleep=lambda _: None).catch_up(budget)
 
     def _read(self, budget: str) -> None:
         store = self._store("reader")
