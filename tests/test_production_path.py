@@ -95,3 +95,47 @@ def test_run_kcl_without_the_launcher_jar_says_what_is_missing(tmp_path: Path) -
     )
     assert done.returncode == 2
     assert "missing.jar" in done.stderr and "--driver local" in done.stderr
+
+
+def test_kcl_supervisor_restarts_a_dead_daemon_and_stops_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Java daemon exits when any child breaks the protocol; the supervisor restarts it
+    (every shard resumes from its last checkpoint) and stops it on request."""
+    import threading
+
+    from worker import run
+    from worker.config import Settings
+
+    runs = tmp_path / "runs"
+    fake_java = tmp_path / "java"
+    fake_java.write_text(
+        f"#!/bin/sh\necho run >> {runs}\n[ $(wc -l < {runs}) -ge 2 ] && exec sleep 30\nexit 1\n"
+    )
+    fake_java.chmod(0o755)
+    jar = tmp_path / "launcher.jar"
+    jar.write_text("not really a jar")
+    props = tmp_path / "p.properties"
+    props.write_text("executableName = budget-worker kcl-processor\n")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("BUDGET_KCL_LAUNCHER_JAR", str(jar))
+    monkeypatch.setenv("BUDGET_KCL_PROPERTIES", str(props))
+    monkeypatch.setenv("BUDGET_HEARTBEAT_FILE", str(tmp_path / "hb"))
+    stop = threading.Event()
+
+    def stop_when_restarted() -> None:
+        # Bounded by the test timeout; stop once the restarted daemon runs and is beating.
+        while not (
+            runs.exists() and len(runs.read_text().splitlines()) >= 2 and (tmp_path / "hb").exists()
+        ):
+            if stop.wait(0.05):
+                return
+        stop.set()
+
+    watcher = threading.Thread(target=stop_when_restarted)
+    watcher.start()
+    code = run.run_kcl(Settings(), stop)
+    watcher.join()
+    assert len(runs.read_text().splitlines()) == 2
+    assert health.check(60, tmp_path / "hb") < 60  # the supervisor beat while it lived
+    assert code != 0  # the second daemon was terminated by the stop request

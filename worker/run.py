@@ -89,16 +89,33 @@ def run_kcl(settings: Settings, stop: threading.Event) -> int:
         )
     queue_thread = start_queue_consumer(settings, stop)
     command = [java, "-jar", jar, "--properties-file", properties]
-    log.info("starting the KCL MultiLangDaemon launcher", command=command)
-    daemon = subprocess.Popen(command)
-    while daemon.poll() is None and not stop.wait(1.0):
-        health.beat()
-    if daemon.poll() is None:
-        daemon.send_signal(signal.SIGTERM)  # KCL's shutdown hook runs a graceful shutdown
-        try:
-            daemon.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+    restarts = 0
+    while True:
+        log.info("starting the KCL MultiLangDaemon launcher", command=command, restarts=restarts)
+        daemon = subprocess.Popen(command)
+        while daemon.poll() is None and not stop.wait(1.0):
+            health.beat()
+        if daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)  # KCL's shutdown hook runs a graceful shutdown
+            try:
+                daemon.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+            break
+        # The daemon exits (code 1) when any child breaks the protocol or dies, taking every
+        # shard with it. Restarting it resumes every shard from its last checkpoint, which the
+        # record processor's rule makes safe. Back off so a persistent fault does not spin.
+        restarts += 1
+        delay = min(60.0, 2.0 ** min(restarts, 6))
+        log.error(
+            "KCL daemon exited; restarting from the last checkpoints",
+            returncode=daemon.returncode,
+            restarts=restarts,
+            delay=delay,
+        )
+        if stop.wait(delay):
+            break
     stop.set()
     if queue_thread is not None:
         queue_thread.join(timeout=30)
