@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup dev test lint unit bench clean
+.PHONY: setup dev test lint bench simulate report clean
 
 setup: $(STAMP)
 	@$(BIN)/budget-worker local fetch
@@ -31,6 +31,12 @@ test: lint
 
 bench: setup
 	$(BIN)/python -m benchmarks.projector
+
+simulate: setup
+	$(BIN)/budget-worker simulate --backend moto --seeds 200
+
+report: setup
+	$(BIN)/budget-worker simulate --backend moto --seeds 60 --other-seeds 6 --report docs/RELIABILITY.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
