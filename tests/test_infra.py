@@ -1,0 +1,92 @@
+"""The CloudFormation template keeps the least-privilege promise of DESIGN.md: the worker
+reads events and their stream, writes projections and leases, and cannot write events; the
+retry queue redrives to a dead-letter queue; tables match the code's layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from worker import layout, tables
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "infra" / "budget-worker.yaml"
+WRITES = {
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:TransactWriteItems",
+    "dynamodb:*",
+}
+
+
+class _Loader(yaml.SafeLoader):
+    """Reads CloudFormation's short-form intrinsics (!Ref, !GetAtt, !Sub) as plain data."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node)}
+    return {suffix: loader.construct_mapping(node)}
+
+
+_Loader.add_multi_constructor("!", _intrinsic)
+
+
+def _template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE.read_text(), Loader=_Loader)
+
+
+def test_task_role_cannot_write_events() -> None:
+    resources = _template()["Resources"]
+    statements = resources["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    for statement in statements:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        targets = (
+            statement["Resource"]
+            if isinstance(statement["Resource"], list)
+            else [statement["Resource"]]
+        )
+        touches_events = any("EventsTable" in str(t) for t in targets)
+        if touches_events:
+            assert not WRITES & set(actions), statement["Sid"]
+    sids = {s["Sid"] for s in statements}
+    assert {"ReadEvents", "ReadEventsStream", "WriteProjections", "KclTables", "RetryQueue"} <= sids
+
+
+def test_retry_queue_redrives_to_a_dead_letter_queue() -> None:
+    queue = _template()["Resources"]["RetryQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"GetAtt": "RetryDeadLetterQueue.Arn"}
+    assert int(queue["RedrivePolicy"]["maxReceiveCount"]) >= 1
+
+
+def test_tables_match_the_code() -> None:
+    resources = _template()["Resources"]
+    events = resources["EventsTable"]["Properties"]
+    projections = resources["ProjectionsTable"]["Properties"]
+    code_events = tables.events_table_spec("x")
+    code_projections = tables.projections_table_spec("x")
+    assert events["KeySchema"] == code_events["KeySchema"]
+    assert events["StreamSpecification"]["StreamViewType"] == "KEYS_ONLY"
+    [index] = projections["LocalSecondaryIndexes"]
+    assert index["IndexName"] == layout.BY_DATE_INDEX
+    assert index["KeySchema"] == code_projections["LocalSecondaryIndexes"][0]["KeySchema"]
+
+
+def test_task_runs_the_kcl_driver_with_a_health_check() -> None:
+    [container] = _template()["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    assert container["Command"] == ["run", "--driver", "kcl"]
+    assert container["HealthCheck"]["Command"][1:3] == ["budget-worker", "health"]
+    names = {e["Name"] for e in container["Environment"]}
+    assert {
+        "BUDGET_EVENTS_TABLE",
+        "BUDGET_PROJECTIONS_TABLE",
+        "BUDGET_LEASE_TABLE",
+        "BUDGET_RETRY_QUEUE_URL",
+    } <= names
