@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from worker import aws, local_ddb
-from worker.config import Settings
+from worker.config import Settings, temporary_env
 from worker.reads import Store
 from worker.tables import create_tables
 
@@ -64,19 +64,13 @@ def budget() -> str:
 def moto_settings() -> Iterator[Settings]:
     from moto import mock_aws
 
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ["AWS_ACCESS_KEY_ID"] = os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
-    try:
-        with mock_aws():
-            settings = Settings(events_table="m-events", projections_table="m-projections")
-            create_tables(aws.dynamodb(settings), settings)
-            yield settings
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with (
+        temporary_env({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}),
+        mock_aws(),
+    ):
+        settings = Settings(events_table="m-events", projections_table="m-projections")
+        create_tables(aws.dynamodb(settings), settings)
+        yield settings
 
 
 @pytest.fixture

@@ -32,6 +32,40 @@ class Backoff:
             yield rng.uniform(0, min(self.cap, self.base * 2**attempt))
 
 
+def _retry(
+    what: str,
+    fn: Callable[[], T],
+    *,
+    is_write: bool,
+    backoff: Backoff,
+    sleep: Callable[[float], None],
+) -> T:
+    delays = backoff.delays()
+    attempt = 1
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            outcome = classify(exc, is_write=is_write)
+            if outcome is Outcome.DEFINITE:
+                raise
+            delay = next(delays, None)
+            if delay is None:
+                raise InfrastructureError(
+                    f"{what} failed after {attempt} attempts: {error_code(exc)}: {exc}"
+                ) from exc
+            log.info(
+                "retrying",
+                what=what,
+                attempt=attempt,
+                outcome=outcome.value,
+                error=error_code(exc),
+                delay=round(delay, 3),
+            )
+            sleep(delay)
+            attempt += 1
+
+
 def retry_read(
     what: str,
     fn: Callable[[], T],
@@ -40,28 +74,7 @@ def retry_read(
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Run a read (or any call with no side effect) until it succeeds or definitely fails."""
-    delays = backoff.delays()
-    attempt = 1
-    while True:
-        try:
-            return fn()
-        except Exception as exc:
-            if classify(exc, is_write=False) is Outcome.DEFINITE:
-                raise
-            delay = next(delays, None)
-            if delay is None:
-                raise InfrastructureError(
-                    f"{what} failed after {attempt} attempts: {error_code(exc)}: {exc}"
-                ) from exc
-            log.info(
-                "retrying read",
-                what=what,
-                attempt=attempt,
-                error=error_code(exc),
-                delay=round(delay, 3),
-            )
-            sleep(delay)
-            attempt += 1
+    return _retry(what, fn, is_write=False, backoff=backoff, sleep=sleep)
 
 
 def retry_write(
@@ -74,27 +87,4 @@ def retry_write(
     """Run a write that is safe to repeat (conditional and idempotent): retry throttling,
     conflicts and ambiguous failures; raise definite failures (a failed condition included)
     for the caller to interpret."""
-    delays = backoff.delays()
-    attempt = 1
-    while True:
-        try:
-            return fn()
-        except Exception as exc:
-            outcome = classify(exc, is_write=True)
-            if outcome is Outcome.DEFINITE:
-                raise
-            delay = next(delays, None)
-            if delay is None:
-                raise InfrastructureError(
-                    f"{what} failed after {attempt} attempts: {error_code(exc)}: {exc}"
-                ) from exc
-            log.info(
-                "retrying write",
-                what=what,
-                attempt=attempt,
-                outcome=outcome.value,
-                error=error_code(exc),
-                delay=round(delay, 3),
-            )
-            sleep(delay)
-            attempt += 1
+    return _retry(what, fn, is_write=True, backoff=backoff, sleep=sleep)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -37,3 +38,18 @@ class Settings:
             endpoint_url=ddb,
             streams_endpoint_url=env.get("AWS_ENDPOINT_URL_DYNAMODB_STREAMS") or ddb,
         )
+
+
+@contextmanager
+def temporary_env(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a block, then restore them exactly."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -10,7 +10,6 @@ A failing seed prints the one command that reproduces it.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections import Counter
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from worker import aws, logs
-from worker.config import Settings
+from worker.config import Settings, temporary_env
 from worker.simulation import SimConfig, SimReport, Simulation
 from worker.tables import create_tables
 
@@ -73,59 +72,40 @@ class RunSummary:
         }
 
 
+Backend = Callable[[], tuple[Callable[[], Any], str, str]]
+
+
+def _fresh_tables(endpoint_url: str | None) -> tuple[Callable[[], Any], str, str]:
+    """New tables for one seed: a client factory and the two table names."""
+    run = uuid.uuid4().hex[:8]
+    settings = Settings(
+        events_table=f"sim-{run}-e", projections_table=f"sim-{run}-p", endpoint_url=endpoint_url
+    )
+    create_tables(aws.dynamodb(settings), settings)
+    return (lambda: aws.dynamodb(settings)), settings.events_table, settings.projections_table
+
+
 @contextmanager
-def moto_backend() -> Iterator[Callable[[], tuple[Callable[[], Any], str, str]]]:
+def moto_backend() -> Iterator[Backend]:
     try:
         from moto import mock_aws
     except ImportError as exc:  # a dev dependency
         raise RuntimeError("the moto backend needs moto (pip install -e '.[dev]')") from exc
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ["AWS_ACCESS_KEY_ID"] = os.environ["AWS_SECRET_ACCESS_KEY"] = "simulation"
-    try:
-        with mock_aws():
-
-            def fresh() -> tuple[Callable[[], Any], str, str]:
-                run = uuid.uuid4().hex[:8]
-                settings = Settings(events_table=f"sim-{run}-e", projections_table=f"sim-{run}-p")
-                create_tables(aws.dynamodb(settings), settings)
-                return (
-                    (lambda: aws.dynamodb(settings)),
-                    settings.events_table,
-                    settings.projections_table,
-                )
-
-            yield fresh
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with (
+        temporary_env({"AWS_ACCESS_KEY_ID": "simulation", "AWS_SECRET_ACCESS_KEY": "simulation"}),
+        mock_aws(),
+    ):
+        yield lambda: _fresh_tables(None)
 
 
 @contextmanager
-def local_backend(
-    endpoint: str | None,
-) -> Iterator[Callable[[], tuple[Callable[[], Any], str, str]]]:
+def local_backend(endpoint: str | None) -> Iterator[Backend]:
     from worker import local_ddb
 
     server = None if endpoint else local_ddb.start()
-    url = endpoint or (server.endpoint_url if server else "")
+    url = endpoint or (server.endpoint_url if server else None)
     try:
-
-        def fresh() -> tuple[Callable[[], Any], str, str]:
-            run = uuid.uuid4().hex[:8]
-            settings = Settings(
-                events_table=f"sim-{run}-e", projections_table=f"sim-{run}-p", endpoint_url=url
-            )
-            create_tables(aws.dynamodb(settings), settings)
-            return (
-                (lambda: aws.dynamodb(settings)),
-                settings.events_table,
-                settings.projections_table,
-            )
-
-        yield fresh
+        yield lambda: _fresh_tables(url)
     finally:
         if server is not None:
             server.stop()
