@@ -89,7 +89,8 @@ class Store:
             if not start:
                 return
 
-    def _prefix(self, table: str, budget: str, prefix: str) -> Iterator[Item]:
+    def prefix_items(self, table: str, budget: str, prefix: str) -> Iterator[Item]:
+        """Every item of `budget` whose sort key starts with `prefix`, strongly consistent."""
         return self.query(
             f"Query {table} {budget}/{prefix}*",
             TableName=table,
@@ -123,7 +124,7 @@ class Store:
     def events(self, budget: str) -> list[Event]:
         return [
             layout.event_from_item(i)
-            for i in self._prefix(self.events_table, budget, layout.EVENT_PREFIX)
+            for i in self.prefix_items(self.events_table, budget, layout.EVENT_PREFIX)
         ]
 
     def count_events_after(self, budget: str, after: str | None, upto: str | None) -> int:
@@ -160,20 +161,20 @@ class Store:
     def transactions(self, budget: str) -> list[Transaction]:
         live = (
             layout.transaction_from_item(i)
-            for i in self._prefix(self.projections_table, budget, layout.TXN_PREFIX)
+            for i in self.prefix_items(self.projections_table, budget, layout.TXN_PREFIX)
         )
         return sorted((t for t in live if t is not None), key=lambda t: (t.date, t.transaction_id))
 
     def rejected(self, budget: str) -> list[tuple[str, str]]:
         return [
             (i["event_id"]["S"], i["reason"]["S"])
-            for i in self._prefix(self.projections_table, budget, layout.REJECTED_PREFIX)
+            for i in self.prefix_items(self.projections_table, budget, layout.REJECTED_PREFIX)
         ]
 
     def dirty_months(self, budget: str) -> list[str]:
         return [
             i[layout.SK]["S"][len(layout.DIRTY_PREFIX) :]
-            for i in self._prefix(self.projections_table, budget, layout.DIRTY_PREFIX)
+            for i in self.prefix_items(self.projections_table, budget, layout.DIRTY_PREFIX)
         ]
 
     def budgets(self) -> list[str]:

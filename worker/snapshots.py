@@ -93,35 +93,12 @@ class SnapshotStore:
         """Dirty months and the event id each marker carries."""
         return {
             i[layout.SK]["S"][len(layout.DIRTY_PREFIX) :]: i["event_id"]["S"]
-            for i in self.store.query(
-                f"Query dirty markers {budget}",
-                TableName=self.table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
-                ExpressionAttributeValues={
-                    ":pk": layout.s(budget),
-                    ":p": layout.s(layout.DIRTY_PREFIX),
-                },
-                ConsistentRead=True,
-            )
+            for i in self.store.prefix_items(self.table, budget, layout.DIRTY_PREFIX)
         }
 
     def snapshots(self, budget: str) -> dict[str, MonthSnapshot]:
-        return {
-            s.month: s
-            for s in (
-                snapshot_from_item(i)
-                for i in self.store.query(
-                    f"Query snapshots {budget}",
-                    TableName=self.table,
-                    KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
-                    ExpressionAttributeValues={
-                        ":pk": layout.s(budget),
-                        ":p": layout.s(layout.SNAP_PREFIX),
-                    },
-                    ConsistentRead=True,
-                )
-            )
-        }
+        items = self.store.prefix_items(self.table, budget, layout.SNAP_PREFIX)
+        return {s.month: s for s in map(snapshot_from_item, items)}
 
     def _by_date(
         self, budget: str, condition: str, values: dict[str, Any], **extra: Any
