@@ -90,6 +90,7 @@ def test_catch_up_failure_never_checkpoints(ddb_settings: Settings, budget: str)
         "AWS_ENDPOINT_URL": ddb_settings.endpoint_url or "",
         "BUDGET_EVENTS_TABLE": ddb_settings.events_table,
         "BUDGET_PROJECTIONS_TABLE": "missing-" + budget,
+        "BUDGET_SHARD_END_ATTEMPTS": "1",
     }
     child = MultiLangChild(
         [sys.executable, "-m", "worker", "kcl-processor"], env=env, stderr=subprocess.DEVNULL
@@ -103,8 +104,12 @@ def test_catch_up_failure_never_checkpoints(ddb_settings: Settings, budget: str)
         child.process_records([record(budget, "201")], 0, checkpoints)
         child.process_records([record("other-" + budget, "202")], 0, checkpoints)
         assert checkpoints.requests == []
-        child.shard_ended(checkpoints)
+        # At shard end a budget that still fails makes the child exit without a checkpoint
+        # (acknowledging would stall the shard: the daemon shuts the child down right after).
+        with pytest.raises(ChildFailed):
+            child.shard_ended(checkpoints)
         assert checkpoints.requests == []
+        assert child.process.wait(timeout=30) != 0
     finally:
         child.close()
 

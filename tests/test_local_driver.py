@@ -205,7 +205,22 @@ def test_replay_refuses_while_a_worker_holds_leases(stream_settings: Settings, w
     refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "refusing to replay" in refused.stderr
     assert refused.stdout == ""
+    before = LeaseTable(store.client, stream_settings.lease_table).all()
     forced = subprocess.run(
         [*command, "--force"], env=env, capture_output=True, text=True, timeout=60
     )
     assert forced.returncode == 0, forced.stderr
+    # The running worker loses the lease (replay took it away) and re-reads from the trim
+    # horizon instead of checkpointing over the replayed position.
+    persist_history(store, [budget], 2)
+    wait_until(
+        lambda: all(
+            lease.owner is not None and lease.counter > old.counter + 1
+            for lease, old in zip(
+                LeaseTable(store.client, stream_settings.lease_table).all(), before, strict=True
+            )
+        ),
+        "the worker takes the lease back after the forced replay",
+    )
+    wait_until(lambda: caught_up(store, [budget]), "the budget is caught up again")
+    assert_matches_fold(store, budget)

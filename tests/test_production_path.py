@@ -138,4 +138,4 @@ def test_kcl_supervisor_restarts_a_dead_daemon_and_stops_cleanly(
     watcher.join()
     assert len(runs.read_text().splitlines()) == 2
     assert health.check(60, tmp_path / "hb") < 60  # the supervisor beat while it lived
-    assert code != 0  # the second daemon was terminated by the stop request
+    assert code == 0  # a requested stop is a clean exit, whatever the JVM returned

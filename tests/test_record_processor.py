@@ -139,16 +139,25 @@ def test_shutdown_exception_on_checkpoint_is_not_retried_or_fatal() -> None:
     assert cp.taken == []
 
 
-def test_shard_end_checkpoints_only_when_nothing_is_pending() -> None:
+def test_shard_end_retries_pending_budgets_then_checkpoints() -> None:
     catch_up = FlakyCatchUp({"b"})
-    processor = BudgetRecordProcessor(catch_up)
+    processor = BudgetRecordProcessor(catch_up, sleep=lambda _: catch_up.failing.clear())
     cp = FakeCheckpointer()
     processor.process_records(Batch([rec("b", "1")], cp))
-    processor.shard_ended(Batch([], cp))
     assert cp.taken == []
-    catch_up.failing.clear()
-    processor.shard_ended(Batch([], cp))
+    processor.shard_ended(Batch([], cp))  # b recovers while shard end retries
     assert cp.taken == [None]  # no sequence number: SHARD_END
+
+
+def test_shard_end_with_a_budget_that_keeps_failing_exits_without_checkpoint() -> None:
+    """The daemon shuts the child down after shardEnded: returning without a checkpoint would
+    stall the shard for good, so the child exits and the shard is re-read instead."""
+    processor = BudgetRecordProcessor(FlakyCatchUp({"b"}), sleep=lambda _: None)
+    cp = FakeCheckpointer()
+    processor.process_records(Batch([rec("b", "1")], cp))
+    with pytest.raises(SystemExit):
+        processor.shard_ended(Batch([], cp))
+    assert cp.taken == []
 
 
 def test_shutdown_requested_checkpoints_for_handoff() -> None:

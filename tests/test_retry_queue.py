@@ -87,3 +87,28 @@ def test_consumer_loop_drains_until_stopped(queue) -> None:
 
     consume(q, catch_up, stop, wait_seconds=0)
     assert sorted(set(seen)) == ["b1", "b2", "b3"]
+
+
+def test_consumer_survives_a_failed_delete(queue) -> None:
+    q, _ = queue
+    q.enqueue("b1", "retry")
+    original = q.client.delete_message
+    calls: list[int] = []
+
+    def flaky_delete(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("network blip")
+        return original(**kwargs)
+
+    q.client.delete_message = flaky_delete
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def catch_up(budget: str) -> None:
+        seen.append(budget)
+        if len(seen) == 2:  # redelivered after the failed delete, and handled again
+            stop.set()
+
+    consume(q, catch_up, stop, wait_seconds=0)
+    assert seen == ["b1", "b1"] and len(calls) == 2

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import CREATE_T, assert_matches_fold, intents, new_budget
-from worker import aws
+from worker import aws, layout
 from worker.config import Settings
 from worker.errors import InfrastructureError
 from worker.faults import Fault, FaultInjector, Rule
@@ -247,3 +247,25 @@ def test_rebuild_failure_never_touches_the_projection(
     assert read_snapshots(store, budget).dirty_months == ["2026-01"]
     Rebuilder(store).rebuild(budget)
     assert_snapshots_match(store, budget)
+
+
+def test_a_rebuild_caught_halfway_is_not_presented_fresh(store: Store, budget: str) -> None:
+    """Months rebuilt at one pointer followed by a month still from an older pointer (a reader
+    caught a rebuild between two writes): the running balances after the tear are not fresh."""
+    persister = Persister(store)
+    persister.persist(budget, "TransactionCreated", "t1", CREATE_T)  # 2026-01
+    persister.persist(budget, "TransactionCreated", "t2", {**CREATE_T, "date": "2026-03-03"})
+    Projector(store).catch_up(budget)
+    Rebuilder(store).rebuild(budget)
+    store.client.update_item(  # March now looks older than February, as mid-rebuild
+        TableName=store.projections_table,
+        Key=layout.key(budget, "SNAP#2026-03"),
+        UpdateExpression="SET as_of_event = :old",
+        ExpressionAttributeValues={":old": layout.s("00000000000000000000000000")},
+    )
+    view = read_snapshots(store, budget)
+    assert [(e.month, e.fresh) for e in view.entries] == [
+        ("2026-01", True),
+        ("2026-02", True),
+        ("2026-03", False),
+    ]

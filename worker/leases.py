@@ -180,14 +180,22 @@ class LeaseTable:
         )
 
     def reset(self, shard_id: str, checkpoint: str) -> None:
-        """Replay: rewrite a checkpoint regardless of owner (the caller checked liveness)."""
+        """Replay: rewrite a checkpoint and take the lease away from whoever holds it. Without
+        an owner and with a new lease counter, a worker still running (`--force`) can no
+        longer checkpoint over the replayed position: its conditional writes fail, it loses
+        the lease, and the shard restarts from the new checkpoint."""
         self.client.update_item(
             TableName=self.table,
             Key={"leaseKey": layout.s(shard_id)},
             UpdateExpression="SET checkpoint = :c, checkpointSubSequenceNumber = :zero "
             "REMOVE pendingCheckpoint, pendingCheckpointSubSequenceNumber, "
-            "pendingCheckpointState",
-            ExpressionAttributeValues={":c": layout.s(checkpoint), ":zero": layout.n(0)},
+            "pendingCheckpointState, leaseOwner, localHeartbeat "
+            "ADD leaseCounter :one",
+            ExpressionAttributeValues={
+                ":c": layout.s(checkpoint),
+                ":zero": layout.n(0),
+                ":one": layout.n(1),
+            },
         )
 
     def _owned_update(

@@ -18,7 +18,6 @@ import os
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -111,6 +110,30 @@ class DriverConfig:
         return config
 
 
+class _Heartbeat(threading.Thread):
+    """Renews a held lease every third of the failover time while a shard is consumed."""
+
+    def __init__(self, leases: LeaseTable, shard_id: str, config: DriverConfig) -> None:
+        super().__init__(name=f"heartbeat-{shard_id}", daemon=True)
+        self.leases = leases
+        self.shard_id = shard_id
+        self.config = config
+        self.lost = threading.Event()
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self.config.failover_seconds / 3):
+            try:
+                if not self.leases.renew(self.shard_id, self.config.owner):
+                    self.lost.set()
+                    return
+            except ClientError as exc:
+                log.warning("lease renewal failed", shard_id=self.shard_id, error=error_code(exc))
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
 class ShardConsumer(threading.Thread):
     """Feeds one shard to one child processor until the shard ends or the driver stops."""
 
@@ -169,26 +192,39 @@ class ShardConsumer(threading.Thread):
         self.last_delivered = None
         iterator = self._iterator(checkpoint)
         self.log.info("consuming shard", checkpoint=checkpoint, child_pid=child.pid)
-        last_renewal = time.monotonic()
+        # Renew from a timer, not between batches: a long batch must not let the lease look
+        # abandoned (to another driver, or to replay).
+        heartbeat = _Heartbeat(self.leases, self.shard_id, self.config)
+        heartbeat.start()
+        try:
+            self._feed(child, iterator, checkpoint, heartbeat)
+        finally:
+            heartbeat.stop()
+
+    def _feed(
+        self, child: MultiLangChild, iterator: str | None, checkpoint: str, heartbeat: _Heartbeat
+    ) -> None:
         while True:
             if self.stop.is_set():
                 child.shutdown_requested(self._on_checkpoint)
                 return
-            if time.monotonic() - last_renewal > self.config.failover_seconds / 3:
-                if not self.leases.renew(self.shard_id, self.config.owner):
-                    self.log.warning("lease lost")
-                    child.lease_lost()
-                    return
-                last_renewal = time.monotonic()
+            if heartbeat.lost.is_set():
+                self.log.warning("lease lost")
+                child.lease_lost()
+                return
             if iterator is None:
-                child.shard_ended(self._on_shard_end)
+                # As the MultiLangDaemon does: one shardEnded, then this child is done. If it
+                # did not checkpoint SHARD_END (it exits when budgets stay pending), the shard
+                # is consumed again from its last checkpoint by a new child.
+                try:
+                    child.shard_ended(self._on_shard_end)
+                except ChildFailed as exc:
+                    self.log.warning("processor did not finish the shard", error=str(exc))
                 lease = self.leases.get(self.shard_id)
                 if lease is not None and lease.checkpoint == SHARD_END:
                     self.log.info("shard finished")
                     self.finished = True
-                    return
-                self.stop.wait(self.config.poll_seconds)  # processor kept work pending
-                continue
+                return
             try:
                 response = self.streams.get_records(
                     ShardIterator=iterator, Limit=self.config.batch_limit
@@ -198,8 +234,9 @@ class ShardConsumer(threading.Thread):
                 continue
             records = [to_stream_record(r) for r in response.get("Records", [])]  # type: ignore[arg-type]
             if records:
-                child.process_records(records, 0, self._on_checkpoint)
+                # A checkpoint without a sequence number covers this batch (as in KCL).
                 self.last_delivered = records[-1].sequence_number
+                child.process_records(records, 0, self._on_checkpoint)
             iterator = response.get("NextShardIterator")
             if not records and iterator is not None:
                 self.stop.wait(self.config.poll_seconds)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from amazon_kclpy.kcl import CheckpointError
 from amazon_kclpy.v3.processor import RecordProcessorBase
@@ -51,12 +51,14 @@ class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         *,
         checkpoint_attempts: int = 5,
         checkpoint_backoff: float = 0.5,
+        shard_end_attempts: int = 6,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.catch_up = catch_up
         self.queue = queue
         self.checkpoint_attempts = checkpoint_attempts
         self.checkpoint_backoff = checkpoint_backoff
+        self.shard_end_attempts = shard_end_attempts
         self.sleep = sleep
         self.shard_id: str | None = None
         # Budgets seen in a delivered record that were neither caught up nor enqueued.
@@ -99,15 +101,26 @@ class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         self.pending.clear()
 
     def shard_ended(self, shard_ended_input: Any) -> None:
+        """The shard's children wait for this checkpoint, and the MultiLangDaemon shuts this
+        child down right after `shardEnded` whatever happens, so returning without a
+        checkpoint would stall the shard for good. Retry pending budgets for a while; if they
+        still fail, exit: the daemon restarts and re-reads the shard from its last checkpoint."""
         try:
-            self._handle_all(list(self.pending))
-            if self.pending:
-                # Without this checkpoint KCL keeps the children waiting and retries shard end.
-                self.log.error(
-                    "shard ended with budgets still pending; not checkpointing",
+            for attempt in range(1, self.shard_end_attempts + 1):
+                self._handle_all(list(self.pending))
+                if not self.pending:
+                    break
+                self.log.warning(
+                    "shard ended with budgets pending; retrying",
                     pending=sorted(self.pending),
+                    attempt=attempt,
                 )
-                return
+                self.sleep(min(30.0, self.checkpoint_backoff * 2**attempt))
+            else:
+                self._die(
+                    "shard ended with budgets neither caught up nor queued; exiting so "
+                    "the shard is re-read from its last checkpoint"
+                )
             self._checkpoint(shard_ended_input.checkpointer, None, None)
             self.log.info("shard ended, checkpointed at shard end")
         except Exception:
@@ -200,6 +213,6 @@ class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
             return True
         return False
 
-    def _die(self, what: str) -> None:
+    def _die(self, what: str) -> NoReturn:
         self.log.exception(what, pending=sorted(self.pending))
         raise SystemExit(1)

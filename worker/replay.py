@@ -86,7 +86,11 @@ def _same_width(sequence: str, shard: dict[str, Any]) -> str:
 def _checkpoint_before(
     streams: DynamoDBStreamsClient, arn: str, shard: dict[str, Any], moment: datetime
 ) -> str:
-    """The checkpoint that makes a shard resume at its first record at/after `moment`."""
+    """The checkpoint that makes a shard resume at its first record at/after `moment`.
+    Stream times are whole seconds (DynamoDB Local: whole minutes), so compare against the
+    moment rounded down to the minute: re-reading a little more is harmless, skipping is
+    not."""
+    moment = moment.replace(second=0, microsecond=0)
     iterator: str | None = streams.get_shard_iterator(
         StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
     ).get("ShardIterator")
@@ -133,6 +137,13 @@ def replay(
         shards = [s for s in shards if _in_range(s, number)]
         if not shards:
             raise InvalidInput(f"no shard contains sequence number {target.after_sequence}")
+        if len(shards) > 1:
+            # Sequence numbers are only ordered within a shard: name the one that holds it.
+            names = ", ".join(s["ShardId"] for s in shards)
+            raise InvalidInput(
+                f"sequence number {target.after_sequence} falls in the range of "
+                f"several shards ({names}); choose one with --shard"
+            )
     current = {lease.shard_id: lease for lease in leases.all()}
     now = time.time()
     live = [

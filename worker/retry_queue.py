@@ -111,7 +111,10 @@ def consume(
             stop.wait(1.0)
             continue
         for message in messages:
-            handle_message(queue, catch_up, message)
+            try:
+                handle_message(queue, catch_up, message)
+            except Exception as exc:  # e.g. DeleteMessage failed: the message comes back
+                log.warning("retry queue message not settled", error=str(exc))
 
 
 def handle_message(

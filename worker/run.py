@@ -116,7 +116,8 @@ def run_kcl(settings: Settings, stop: threading.Event) -> int:
         )
         if stop.wait(delay):
             break
+    requested = stop.is_set()
     stop.set()
     if queue_thread is not None:
         queue_thread.join(timeout=30)
-    return int(daemon.returncode or 0)
+    return 0 if requested else int(daemon.returncode or 0)

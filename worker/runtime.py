@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -40,7 +41,12 @@ def budget_handler(settings: Settings) -> Callable[[str], CatchUpResult]:
 
 
 def record_processor(settings: Settings) -> BudgetRecordProcessor:
-    return BudgetRecordProcessor(budget_handler(settings), retry_queue(settings))
+    # How many times shard end retries pending budgets before the child exits (and the shard
+    # is re-read from its last checkpoint); backoff doubles from 1 s up to 30 s.
+    attempts = int(os.environ.get("BUDGET_SHARD_END_ATTEMPTS", "6"))
+    return BudgetRecordProcessor(
+        budget_handler(settings), retry_queue(settings), shard_end_attempts=max(1, attempts)
+    )
 
 
 def run_kcl_processor(settings: Settings) -> None:

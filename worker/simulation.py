@@ -447,7 +447,10 @@ class Simulation:
             injector.enabled = False
         self.config.preempt_rate = 0.0
         persister = Persister(
-            self.clean, clock=lambda: self.clock.seconds(), rng=random.Random(self.config.seed)
+            self.clean,
+            clock=lambda: self.clock.seconds(),
+            new_id=lambda: self._ulid(0),
+            rng=random.Random(self.config.seed),
         )
         for intent in self.intents:
             if intent.acked is None and not intent.abandoned:
@@ -468,6 +471,12 @@ class Simulation:
             view = read_snapshots(self.clean, budget)
             if view.dirty_months or not all(e.fresh for e in view.entries):
                 raise Violation(f"{budget}: snapshots did not converge")
+            state = fold(self.clean.events(budget))
+            expected = [s.figures() for s in all_snapshots(state.transactions.values())]
+            if [e.snapshot.figures() for e in view.entries if e.snapshot] != expected:
+                raise Violation(
+                    f"{budget}: converged snapshots differ from the pure figures (months or values)"
+                )
         self.report.checks["converged after one clean catch-up"] += 1
 
     def _stream_drain(self) -> None:

@@ -346,11 +346,25 @@ def read_snapshots(store: Store, budget: str) -> SnapshotsView:
     span = snaps.month_range(budget)
     months = months_between(*span) if span else []
     earliest_dirty = min(markers) if markers else None
+    # A finished rebuild rewrites a run of months up to the last one at one pointer, so
+    # `as_of_event` never decreases month to month. A decrease means a rebuild was caught
+    # halfway through its writes: the later months' running balances are not trustworthy.
+    torn_from: str | None = None
+    previous = ""
+    for month in months:
+        snapshot = stored.get(month)
+        as_of = (snapshot.as_of_event or "") if snapshot else ""
+        if snapshot is not None and as_of < previous:
+            torn_from = month
+            break
+        previous = max(previous, as_of)
     entries = [
         SnapshotEntry(
             month,
             stored.get(month),
-            fresh=month in stored and (earliest_dirty is None or month < earliest_dirty),
+            fresh=month in stored
+            and (earliest_dirty is None or month < earliest_dirty)
+            and (torn_from is None or month < torn_from),
         )
         for month in months
     ]

@@ -4,7 +4,11 @@ import java.io.FileInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.URI;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.Properties;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 import com.amazonaws.services.dynamodbv2.streamsadapter.AmazonDynamoDBStreamsAdapterClient;
@@ -17,19 +21,28 @@ import software.amazon.awssdk.services.dynamodb.DynamoDbAsyncClient;
 import software.amazon.awssdk.services.dynamodb.DynamoDbAsyncClientBuilder;
 import software.amazon.awssdk.services.dynamodb.DynamoDbClient;
 import software.amazon.awssdk.services.dynamodb.DynamoDbClientBuilder;
+import software.amazon.awssdk.services.dynamodb.model.TableDescription;
 import software.amazon.awssdk.services.dynamodb.streams.DynamoDbStreamsClient;
 import software.amazon.awssdk.services.dynamodb.streams.DynamoDbStreamsClientBuilder;
+import software.amazon.kinesis.checkpoint.CheckpointConfig;
 import software.amazon.kinesis.common.ConfigsBuilder;
 import software.amazon.kinesis.common.InitialPositionInStream;
 import software.amazon.kinesis.common.InitialPositionInStreamExtended;
+import software.amazon.kinesis.coordinator.CoordinatorConfig;
 import software.amazon.kinesis.coordinator.Scheduler;
+import software.amazon.kinesis.leases.LeaseManagementConfig;
+import software.amazon.kinesis.lifecycle.LifecycleConfig;
+import software.amazon.kinesis.metrics.MetricsConfig;
 import software.amazon.kinesis.metrics.MetricsLevel;
 import software.amazon.kinesis.metrics.NullMetricsFactory;
 import software.amazon.kinesis.multilang.MultiLangDaemonConfig;
+import software.amazon.kinesis.multilang.config.ConfigurationSettableUtils;
 import software.amazon.kinesis.multilang.config.MultiLangDaemonConfiguration;
+import software.amazon.kinesis.processor.ProcessorConfig;
 import software.amazon.kinesis.processor.ShardRecordProcessorFactory;
 import software.amazon.kinesis.processor.StreamTracker;
 import software.amazon.kinesis.retrieval.RetrievalConfig;
+import software.amazon.kinesis.retrieval.polling.PollingConfig;
 
 /**
  * Runs the KCL 3.x MultiLangDaemon's record processors (child processes speaking the MultiLang
@@ -86,13 +99,21 @@ public final class StreamsMultiLangLauncher {
         String streamArn = setting(properties, "dynamoDbStreamArn", "BUDGET_STREAM_ARN", null);
         if (streamArn == null) {
             String eventsTable = setting(properties, "eventsTableName", "BUDGET_EVENTS_TABLE", "budget-events");
+            TableDescription table;
             try (DynamoDbClient describe = describeBuilder.build()) {
-                streamArn = describe.describeTable(r -> r.tableName(eventsTable)).table().latestStreamArn();
+                table = describe.describeTable(r -> r.tableName(eventsTable)).table();
             }
-            if (streamArn == null) {
+            boolean enabled = table.streamSpecification() != null
+                    && Boolean.TRUE.equals(table.streamSpecification().streamEnabled());
+            streamArn = table.latestStreamArn();
+            if (!enabled || streamArn == null) {
                 throw new IllegalStateException("table " + eventsTable + " has no stream enabled");
             }
         }
+        // KCL 3 names its coordinator-state and worker-metrics tables after the application:
+        // separate deployments need separate application names, not only lease tables.
+        String applicationName = setting(properties, "applicationName", "BUDGET_KCL_APPLICATION_NAME",
+                configuration.getApplicationName());
 
         AmazonDynamoDBStreamsAdapterClient adapterClient =
                 new AmazonDynamoDBStreamsAdapterClient(streamsBuilder.build(), region);
@@ -106,36 +127,46 @@ public final class StreamsMultiLangLauncher {
                 new MultiLangStreamsProcessor(daemonConfig.getRecordProcessorFactory().shardRecordProcessor());
         ConfigsBuilder configs = new ConfigsBuilder(
                 tracker,
-                configuration.getApplicationName(),
+                applicationName,
                 adapterClient,
                 dynamoBuilder.build(),
                 cloudWatchBuilder.build(),
                 configuration.getWorkerIdentifier(),
                 factory);
+        // Apply every KCL setting of the properties file the way the MultiLangDaemon does
+        // (its own resolvedConfiguration() is package-private): first the ConfigsBuilder-level
+        // ones, then each config object, then the polling settings.
+        Map<Class<?>, Object> configObjects = new HashMap<>();
+        configObjects.put(ConfigsBuilder.class, configs);
+        ConfigurationSettableUtils.resolveFields(configuration, configObjects,
+                Set.of(ConfigsBuilder.class), Set.of(PollingConfig.class));
         String leaseTable = setting(properties, "tableName", "BUDGET_LEASE_TABLE", null);
         if (leaseTable != null) {
             configs.tableName(leaseTable);
         }
-
-        RetrievalConfig retrieval = configs.retrievalConfig()
-                .retrievalSpecificConfig(new DynamoDBStreamsPollingConfig(adapterClient));
-        var metrics = configs.metricsConfig();
-        if ("NONE".equalsIgnoreCase(properties.getProperty("metricsLevel", "DETAILED"))) {
-            metrics.metricsFactory(new NullMetricsFactory()).metricsLevel(MetricsLevel.NONE);
+        CheckpointConfig checkpoint = configs.checkpointConfig();
+        CoordinatorConfig coordinator = configs.coordinatorConfig();
+        LeaseManagementConfig leaseManagement = configs.leaseManagementConfig();
+        LifecycleConfig lifecycle = configs.lifecycleConfig();
+        MetricsConfig metrics = configs.metricsConfig();
+        ProcessorConfig processor = configs.processorConfig();
+        RetrievalConfig retrieval = configs.retrievalConfig();
+        for (Object config : List.of(checkpoint, coordinator, leaseManagement, lifecycle, metrics,
+                processor, retrieval)) {
+            configObjects.put(config.getClass(), config);
         }
-        var leaseManagement = configs.leaseManagementConfig();
-        if (configuration.getFailoverTimeMillis() > 0) {
-            leaseManagement.failoverTimeMillis(configuration.getFailoverTimeMillis());
+        ConfigurationSettableUtils.resolveFields(configuration, configObjects, null,
+                Set.of(ConfigsBuilder.class, PollingConfig.class));
+        DynamoDBStreamsPollingConfig polling = new DynamoDBStreamsPollingConfig(adapterClient);
+        ConfigurationSettableUtils.resolveFields(configuration.getPollingConfig(),
+                Map.of(PollingConfig.class, polling), null, null);
+        retrieval.retrievalSpecificConfig(polling);
+        if ("NONE".equalsIgnoreCase(properties.getProperty("metricsLevel", "DETAILED").trim())) {
+            metrics.metricsFactory(new NullMetricsFactory()).metricsLevel(MetricsLevel.NONE);
         }
 
         Scheduler scheduler = StreamsSchedulerFactory.createScheduler(
-                configs.checkpointConfig(),
-                configs.coordinatorConfig(),
-                leaseManagement,
-                configs.lifecycleConfig(),
-                metrics,
-                configs.processorConfig(),
-                retrieval,
+                checkpoint, coordinator, leaseManagement, lifecycle, metrics, processor, retrieval,
                 adapterClient);
 
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -146,7 +177,7 @@ public final class StreamsMultiLangLauncher {
                 System.err.println("graceful shutdown did not complete: " + e);
             }
         }, "graceful-shutdown"));
-        System.err.println("budget-worker launcher: application " + configuration.getApplicationName()
+        System.err.println("budget-worker launcher: application " + applicationName
                 + ", stream " + streamArn + ", worker " + configuration.getWorkerIdentifier());
         scheduler.run();
     }
