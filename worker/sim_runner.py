@@ -226,11 +226,16 @@ def render_report(runs: list[RunSummary], bad_inputs: dict[str, Any] | None) -> 
         "once, which is outside the exactly-once contract; intents are now owned by one "
         "process at a time.",
         "",
-        "Found by review and fixed (regression tests in `tests/test_faults.py` and "
-        "`tests/test_events.py`): mixed cancellation reasons misread as 'event absent' "
+        "Found by review and fixed (regression tests in `tests/test_faults.py`, "
+        "`tests/test_events.py`, `tests/test_record_processor.py`, `tests/test_snapshots.py`, "
+        "`tests/test_local_driver.py`): mixed cancellation reasons misread as 'event absent' "
         "(a second copy of an intent) or 'item ahead' (a wrongly rejected event); client "
         "ids far in the future freezing a budget's head; ISO week dates, lone surrogates "
-        "and over-long integers crashing instead of exiting 2.",
+        "and over-long integers crashing instead of exiting 2; a shard end declined while a "
+        "budget was pending (would stall the shard under the MultiLangDaemon); local lease "
+        "heartbeats only between batches and a forced replay overwritten by the running "
+        "worker; a snapshot reader catching a rebuild halfway presenting a stale running "
+        "balance as fresh; the retry-queue consumer dying on a failed delete.",
     ]
     if bad_inputs is not None:
         lines += [
