@@ -41,6 +41,7 @@ CONDITION_FAILED = "ConditionalCheckFailed"
 
 
 MAX_HEAD_REFRESHES = 3
+RACE_PAUSE_SECONDS = 0.05
 
 
 class StepOutcome(Enum):
@@ -111,6 +112,9 @@ class Projector:
                     )
                     outcome = self._commit(budget, pointer, change, bound)
                 if outcome in (StepOutcome.POINTER_MOVED, StepOutcome.ITEM_AHEAD):
+                    # Another projector is ahead: let it run (a short random pause) rather
+                    # than race it for every following step.
+                    self.sleep(self.rng.uniform(0, RACE_PAUSE_SECONDS))
                     pointer = self.store.pointer(budget)
                     cache.clear()
                     bound.info(
