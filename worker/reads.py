@@ -6,7 +6,7 @@ reason about "what is committed now", which eventually consistent reads cannot t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -77,17 +77,24 @@ class Store:
 
     # -- queries ----------------------------------------------------------------------------
 
-    def query(self, what: str, **kwargs: Any) -> Iterator[Item]:
+    def pages(
+        self, what: str, operation: Callable[..., Any], **kwargs: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of a Query or Scan, each read with retries."""
         start: dict[str, Any] | None = None
         while True:
             args = dict(kwargs)
             if start:
                 args["ExclusiveStartKey"] = start
-            page = retry_read(what, lambda args=args: self.client.query(**args))  # type: ignore[misc]
-            yield from page.get("Items", [])
+            page: dict[str, Any] = retry_read(what, lambda args=args: operation(**args))  # type: ignore[misc]
+            yield page
             start = page.get("LastEvaluatedKey")
             if not start:
                 return
+
+    def query(self, what: str, **kwargs: Any) -> Iterator[Item]:
+        for page in self.pages(what, self.client.query, **kwargs):
+            yield from page.get("Items", [])
 
     def prefix_items(self, table: str, budget: str, prefix: str) -> Iterator[Item]:
         """Every item of `budget` whose sort key starts with `prefix`, strongly consistent."""
@@ -99,24 +106,27 @@ class Store:
             ConsistentRead=True,
         )
 
+    def _event_range(self, budget: str, after: str | None, upto: str) -> dict[str, Any]:
+        """Query arguments for events from `after` (inclusive: BETWEEN) to `upto`."""
+        low = layout.event_sk(after) if after else layout.EVENT_PREFIX
+        return {
+            "TableName": self.events_table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {
+                ":pk": layout.s(budget),
+                ":low": layout.s(low),
+                ":high": layout.s(layout.event_sk(upto)),
+            },
+            "ConsistentRead": True,
+        }
+
     def events_page(
         self, budget: str, after: str | None, upto: str, limit: int = EVENT_PAGE
     ) -> list[Event]:
         """Events with `after` < id <= `upto`, in ULID order, at most `limit` of them."""
-        low = layout.event_sk(after) if after else layout.EVENT_PREFIX
         response = retry_read(
             f"Query events {budget} after {after}",
-            lambda: self.client.query(
-                TableName=self.events_table,
-                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
-                ExpressionAttributeValues={
-                    ":pk": layout.s(budget),
-                    ":low": layout.s(low),
-                    ":high": layout.s(layout.event_sk(upto)),
-                },
-                ConsistentRead=True,
-                Limit=limit + 1,
-            ),
+            lambda: self.client.query(**self._event_range(budget, after, upto), Limit=limit + 1),
         )
         events = [layout.event_from_item(i) for i in response.get("Items", [])]
         return [e for e in events if after is None or e.event_id > after][:limit]
@@ -131,32 +141,15 @@ class Store:
         """How many events lie in (after, upto]: the projection's lag, counted server-side."""
         if upto is None or (after is not None and after >= upto):
             return 0
-        low = layout.event_sk(after) if after else layout.EVENT_PREFIX
-        total = 0
-        start: dict[str, Any] | None = None
-        while True:
-            args: dict[str, Any] = {
-                "TableName": self.events_table,
-                "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
-                "ExpressionAttributeValues": {
-                    ":pk": layout.s(budget),
-                    ":low": layout.s(low),
-                    ":high": layout.s(layout.event_sk(upto)),
-                },
-                "Select": "COUNT",
-                "ConsistentRead": True,
-            }
-            if start:
-                args["ExclusiveStartKey"] = start
-            page = retry_read(
-                f"Count events {budget}",
-                lambda args=args: self.client.query(**args),  # type: ignore[misc]
-            )
-            total += int(page.get("Count", 0))
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                # BETWEEN is inclusive: the pointer's own event is not behind.
-                return max(0, total - (1 if after is not None else 0))
+        pages = self.pages(
+            f"Count events {budget}",
+            self.client.query,
+            **self._event_range(budget, after, upto),
+            Select="COUNT",
+        )
+        total = sum(int(page.get("Count", 0)) for page in pages)
+        # BETWEEN is inclusive: the pointer's own event is not behind.
+        return max(0, total - (1 if after is not None else 0))
 
     def transactions(self, budget: str) -> list[Transaction]:
         live = (
@@ -180,21 +173,13 @@ class Store:
     def budgets(self) -> list[str]:
         """Every budget with at least one persisted event (a scan: for `status` only)."""
         found: set[str] = set()
-        start: dict[str, Any] | None = None
-        while True:
-            args: dict[str, Any] = {
-                "TableName": self.events_table,
-                "FilterExpression": "sk = :head",
-                "ExpressionAttributeValues": {":head": layout.s(layout.HEAD_SK)},
-                "ProjectionExpression": "pk",
-            }
-            if start:
-                args["ExclusiveStartKey"] = start
-            page = retry_read(
-                "Scan events for budgets",
-                lambda args=args: self.client.scan(**args),  # type: ignore[misc]
-            )
+        for page in self.pages(
+            "Scan events for budgets",
+            self.client.scan,
+            TableName=self.events_table,
+            FilterExpression="sk = :head",
+            ExpressionAttributeValues={":head": layout.s(layout.HEAD_SK)},
+            ProjectionExpression="pk",
+        ):
             found.update(i["pk"]["S"] for i in page.get("Items", []))
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return sorted(found)
+        return sorted(found)
