@@ -273,7 +273,13 @@ class Persister:
             found = self._via_alias(event, requested, bound)
             if found is not None:
                 return found
-        head = self.store.head(event.budget)
+        # The cancelled Update returned the head it saw (ALL_OLD); read it only if it did not.
+        old_head = reasons[1].get("Item") if len(reasons) > 1 else None
+        head = (
+            layout.string_attr(dict(old_head), layout.LAST_EVENT_ID)
+            if old_head
+            else self.store.head(event.budget)
+        )
         if head is None:  # cannot be once the head condition failed; retrying is safe
             return event
         if head == event.event_id:
