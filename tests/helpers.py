@@ -75,3 +75,24 @@ def new_budget() -> str:
     import uuid
 
     return f"budget-{uuid.uuid4().hex[:10]}"
+
+
+def interleaved_store(
+    settings: Any, store: Store, event: str, action: Any, when: Any = None
+) -> tuple[Store, list[bool]]:
+    """A store on its own client that runs `action` once, just before the first call matching
+    the botocore `event` (and `when(params)`, if given): another actor's work wedged between
+    this actor's reads and its write. Returns the store and a list that is non-empty once
+    `action` ran."""
+    from worker import aws
+
+    client = aws.dynamodb(settings)
+    fired: list[bool] = []
+
+    def hook(params: Any, **_: Any) -> None:
+        if not fired and (when is None or when(params)):
+            fired.append(True)
+            action()
+
+    client.meta.events.register(event, hook)
+    return Store(client, store.events_table, store.projections_table), fired

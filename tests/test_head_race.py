@@ -13,8 +13,8 @@ from typing import Any
 
 from ulid import ULID
 
-from tests.helpers import CREATE_T, assert_matches_fold
-from worker import aws, layout
+from tests.helpers import CREATE_T, assert_matches_fold, interleaved_store
+from worker import layout
 from worker.config import Settings
 from worker.events import build_event
 from worker.fold import fold
@@ -26,16 +26,10 @@ from worker.reads import Store
 def staged(ddb_settings: Settings, store: Store, on_step: Any) -> Store:
     """A projector store whose first TransactWriteItems first runs `on_step` (the racing
     writer), between the projector's read of the events and its conditional step."""
-    client = aws.dynamodb(ddb_settings)
-    fired: list[bool] = []
-
-    def hook(**_: Any) -> None:
-        if not fired:
-            fired.append(True)
-            on_step()
-
-    client.meta.events.register("before-call.dynamodb.TransactWriteItems", hook)
-    return Store(client, store.events_table, store.projections_table)
+    staged_store, _ = interleaved_store(
+        ddb_settings, store, "before-call.dynamodb.TransactWriteItems", on_step
+    )
+    return staged_store
 
 
 def test_late_writer_cannot_slip_behind_the_projector(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import CREATE_T, assert_matches_fold, intents, new_budget
+from tests.helpers import CREATE_T, assert_matches_fold, intents, interleaved_store, new_budget
 from worker import aws, layout
 from worker.config import Settings
 from worker.errors import InfrastructureError
@@ -136,19 +136,6 @@ def test_deleting_the_last_months_transactions_shrinks_the_range(store: Store, b
     assert set(SnapshotStore(store).snapshots(budget)) == {"2026-01"}  # stale ones removed
 
 
-def _hooked(ddb_settings: Settings, store: Store, event: str, action: Any) -> Store:
-    client = aws.dynamodb(ddb_settings)
-    fired: list[bool] = []
-
-    def hook(params: Any, **_: Any) -> None:
-        if not fired and b"DIRTY#" in (params.get("body") or b""):
-            fired.append(True)
-            action()
-
-    client.meta.events.register(event, hook)
-    return Store(client, store.events_table, store.projections_table)
-
-
 def test_invalidation_during_the_rebuild_survives_it(
     ddb_settings: Settings, store: Store, budget: str
 ) -> None:
@@ -162,7 +149,13 @@ def test_invalidation_during_the_rebuild_survives_it(
         persister.persist(budget, "TransactionUpdated", "t1", {"amount": 99})
         Projector(store).catch_up(budget)
 
-    slow = _hooked(ddb_settings, store, "before-call.dynamodb.DeleteItem", late_event)
+    slow, _ = interleaved_store(
+        ddb_settings,
+        store,
+        "before-call.dynamodb.DeleteItem",
+        late_event,
+        when=lambda params: b"DIRTY#" in (params.get("body") or b""),
+    )
     result = Rebuilder(slow).rebuild(budget)
     assert result.survived == ["2026-01"] and result.cleared == []
     view = read_snapshots(store, budget)
@@ -179,18 +172,16 @@ def test_a_slow_rebuild_never_overwrites_a_newer_one(
     persister = Persister(store)
     persister.persist(budget, "TransactionCreated", "t1", CREATE_T)
     Projector(store).catch_up(budget)
-    client = aws.dynamodb(ddb_settings)
-    fired: list[bool] = []
 
-    def newer_rebuild_first(**_: Any) -> None:
-        if not fired:
-            fired.append(True)
-            persister.persist(budget, "TransactionUpdated", "t1", {"amount": -7})
-            Projector(store).catch_up(budget)
-            Rebuilder(store).rebuild(budget)
+    def newer_rebuild_first() -> None:
+        persister.persist(budget, "TransactionUpdated", "t1", {"amount": -7})
+        Projector(store).catch_up(budget)
+        Rebuilder(store).rebuild(budget)
 
-    client.meta.events.register("before-call.dynamodb.PutItem", newer_rebuild_first)
-    slow = Rebuilder(Store(client, store.events_table, store.projections_table))
+    slow_store, fired = interleaved_store(
+        ddb_settings, store, "before-call.dynamodb.PutItem", newer_rebuild_first
+    )
+    slow = Rebuilder(slow_store)
     # The slow rebuild computed at the old pointer and passed its pointer re-check; a newer
     # event and a complete newer rebuild land before its first write.
     result = slow.rebuild(budget)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from tests.helpers import CREATE_T
+from tests.helpers import CREATE_T, interleaved_store
 from worker import aws
 from worker.backoff import Backoff
 from worker.config import Settings
@@ -67,17 +65,14 @@ def test_a_step_during_the_query_is_never_returned_half_seen(
     for n in range(3):
         persister.persist(budget, "TransactionCreated", f"t{n}", CREATE_T)
     Projector(store).catch_up(budget)
-    reader = aws.dynamodb(ddb_settings)
-    fired: list[bool] = []
 
-    def step_meanwhile(**_: Any) -> None:
-        if not fired:
-            fired.append(True)
-            persister.persist(budget, "TransactionDeleted", "t0", {})
-            Projector(store).catch_up(budget)
+    def step_meanwhile() -> None:
+        persister.persist(budget, "TransactionDeleted", "t0", {})
+        Projector(store).catch_up(budget)
 
-    reader.meta.events.register("before-call.dynamodb.Query", step_meanwhile)
-    reader_store = Store(reader, store.events_table, store.projections_table)
+    reader_store, fired = interleaved_store(
+        ddb_settings, store, "before-call.dynamodb.Query", step_meanwhile
+    )
     view = read_transactions(reader_store, budget, projector=Projector(store))
     assert fired
     expected = fold(store.events(budget))
