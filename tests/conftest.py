@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.helpers import fresh_tables
 from worker import aws, local_ddb
 from worker.config import Settings, temporary_env
 from worker.reads import Store
@@ -38,16 +39,7 @@ def ddb_endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def ddb_settings(ddb_endpoint: str) -> Settings:
-    run = uuid.uuid4().hex[:8]
-    settings = Settings(
-        events_table=f"test-{run}-events",
-        projections_table=f"test-{run}-projections",
-        lease_table=f"test-{run}-leases",
-        endpoint_url=ddb_endpoint,
-        streams_endpoint_url=ddb_endpoint,
-    )
-    create_tables(aws.dynamodb(settings), settings)
-    return settings
+    return fresh_tables(ddb_endpoint, "test")
 
 
 @pytest.fixture

@@ -6,8 +6,11 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from worker import aws
+from worker.config import Settings
 from worker.fold import Projection, fold
 from worker.reads import Store
+from worker.tables import create_tables
 
 TXN_IDS = ["t1", "t2", "t3", "t4"]
 MONTHS = ["2026-01", "2026-02", "2026-03"]
@@ -96,3 +99,19 @@ def interleaved_store(
 
     client.meta.events.register(event, hook)
     return Store(client, store.events_table, store.projections_table), fired
+
+
+def fresh_tables(endpoint: str, prefix: str) -> Settings:
+    """Settings naming new, uniquely named tables on `endpoint`, created and active."""
+    import uuid
+
+    run = uuid.uuid4().hex[:8]
+    settings = Settings(
+        events_table=f"{prefix}-{run}-events",
+        projections_table=f"{prefix}-{run}-projections",
+        lease_table=f"{prefix}-{run}-leases",
+        endpoint_url=endpoint,
+        streams_endpoint_url=endpoint,
+    )
+    create_tables(aws.dynamodb(settings), settings)
+    return settings

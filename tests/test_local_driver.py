@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.helpers import CREATE_T, assert_matches_fold
+from tests.helpers import CREATE_T, assert_matches_fold, fresh_tables
 from worker import aws
 from worker.config import Settings
 from worker.fold import fold
@@ -26,22 +26,12 @@ from worker.persist import Persister
 from worker.reads import Store
 from worker.snapshot_math import all_snapshots
 from worker.snapshots import read_snapshots
-from worker.tables import create_tables
 
 
 @pytest.fixture
 def stream_settings(ddb_endpoint: str) -> Settings:
     """Tables of their own: this test's stream carries only this test's events."""
-    run = uuid.uuid4().hex[:8]
-    settings = Settings(
-        events_table=f"e2e-{run}-events",
-        projections_table=f"e2e-{run}-proj",
-        lease_table=f"e2e-{run}-leases",
-        endpoint_url=ddb_endpoint,
-        streams_endpoint_url=ddb_endpoint,
-    )
-    create_tables(aws.dynamodb(settings), settings)
-    return settings
+    return fresh_tables(ddb_endpoint, "e2e")
 
 
 @pytest.fixture
