@@ -29,6 +29,7 @@ from worker.errors import BudgetWorkerError, StaleProjection
 from worker.events import canonical_json
 from worker.faults import Crash, Fault, FaultInjector, Rule
 from worker.fold import fold
+from worker.oracle import projection_differences
 from worker.persist import Persister, PersistStatus
 from worker.projector import Projector
 from worker.reads import Store
@@ -366,24 +367,14 @@ class Simulation:
         self._check_intents(final=False)
 
     def _check_budget(self, budget: str) -> None:
+        head = self.clean.head(budget)
         events = self.clean.events(budget)
-        head, pointer = self.clean.head(budget), self.clean.pointer(budget)
-        ids = [e.event_id for e in events]
-        if head != (max(ids) if ids else None):
+        if head != (max(e.event_id for e in events) if events else None):
             raise Violation(f"{budget}: head {head} is not the greatest event id")
-        if pointer is not None and pointer not in ids:
-            raise Violation(f"{budget}: pointer {pointer} is not a stored event")
-        expected = fold(e for e in events if pointer is not None and e.event_id <= pointer)
+        expected, problems = projection_differences(self.clean, budget, events)
         self.report.checks["pointer and transactions equal the fold up to the pointer"] += 1
-        if {t.transaction_id: t for t in self.clean.transactions(budget)} != dict(
-            expected.transactions
-        ):
-            raise Violation(
-                f"{budget}: transactions differ from the fold at pointer {pointer} "
-                "(partial step, or an event skipped or applied twice)"
-            )
-        if dict(self.clean.rejected(budget)) != dict(expected.rejected):
-            raise Violation(f"{budget}: rejected events differ from the fold")
+        if problems:
+            raise Violation(f"{budget}: {problems[0]}")
         oracle = {s.month: s.figures() for s in all_snapshots(expected.transactions.values())}
         self.report.checks["no snapshot presented fresh while dirty"] += 1
         for entry in read_snapshots(self.clean, budget).entries:
