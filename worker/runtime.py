@@ -29,9 +29,12 @@ def budget_handler(settings: Settings) -> Callable[[str], CatchUpResult]:
     budget to count as handled, so a failed rebuild is retried like a failed catch-up (the
     markers stay either way; nothing of the projection depends on the rebuild)."""
     store = Store.from_settings(aws.dynamodb(settings), settings)
-    projector = Projector(store)
-    rebuilder = Rebuilder(store)
+    return catch_up_then_rebuild(Projector(store), Rebuilder(store))
 
+
+def catch_up_then_rebuild(
+    projector: Projector, rebuilder: Rebuilder
+) -> Callable[[str], CatchUpResult]:
     def handle(budget: str) -> CatchUpResult:
         result = projector.catch_up(budget)
         rebuilder.rebuild(budget)

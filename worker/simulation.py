@@ -34,6 +34,7 @@ from worker.persist import Persister, PersistStatus
 from worker.projector import Projector
 from worker.reads import Store
 from worker.record_processor import BudgetRecordProcessor
+from worker.runtime import catch_up_then_rebuild
 from worker.snapshot_math import all_snapshots
 from worker.snapshots import Rebuilder, read_snapshots
 from worker.validated_read import read_transactions
@@ -323,21 +324,21 @@ class Simulation:
         if not self.queue:
             return
         budget, _ = self.queue[0]
-        store = self._store("queue-consumer")
-        Projector(store, backoff=NO_WAIT, sleep=lambda _: None).catch_up(budget)
-        Rebuilder(store, attempts=2).rebuild(budget)
+        self._handle("queue-consumer", budget)
         self.queue.pop(0)
 
+    def _handle(self, actor: str, budget: str) -> Any:
+        """What the worker does for a budget (runtime.budget_handler), on the actor's client."""
+        store = self._store(actor)
+        projector = Projector(store, backoff=NO_WAIT, sleep=lambda _: None)
+        return catch_up_then_rebuild(projector, Rebuilder(store, attempts=2))(budget)
+
     def _new_processor(self) -> BudgetRecordProcessor:
-        store_factory = self._store
-
-        def handle(budget: str) -> Any:
-            store = store_factory("processor")
-            result = Projector(store, backoff=NO_WAIT, sleep=lambda _: None).catch_up(budget)
-            Rebuilder(store, attempts=2).rebuild(budget)
-            return result
-
-        processor = BudgetRecordProcessor(handle, _SimQueue(self), sleep=lambda _: None)
+        processor = BudgetRecordProcessor(
+            lambda budget: self._handle("processor", budget),
+            _SimQueue(self),
+            sleep=lambda _: None,
+        )
         processor.initialize(_Init())
         return processor
 
