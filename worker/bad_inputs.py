@@ -10,7 +10,6 @@ import base64
 import io
 import json
 import os
-from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from typing import Any
@@ -335,9 +334,3 @@ def _queue() -> Outcome:
             passed = True
         outcome.record(passed, f"queue message {body[:30]!r}")
     return outcome
-
-
-def corpus_size() -> Callable[[], int]:
-    return lambda: (
-        len(BAD_PAYLOADS) + len(BAD_CLI) + len(BAD_RECORDS) + len(BAD_PROTOCOL) + len(BAD_QUEUE)
-    )

@@ -27,8 +27,6 @@ log = logs.get(__name__)
 TRIM_HORIZON = "TRIM_HORIZON"
 LATEST = "LATEST"
 SHARD_END = "SHARD_END"
-AT_TIMESTAMP = "AT_TIMESTAMP"
-SENTINELS = frozenset({TRIM_HORIZON, LATEST, SHARD_END, AT_TIMESTAMP})
 
 
 @dataclass(frozen=True, slots=True)

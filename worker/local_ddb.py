@@ -76,10 +76,6 @@ def check_java() -> int:
     return major
 
 
-def jar_path() -> Path:
-    return install_dir() / "DynamoDBLocal.jar"
-
-
 def fetch() -> Path:
     """Make sure DynamoDB Local is in the cache; return its directory. Idempotent."""
     target = install_dir()

@@ -14,7 +14,6 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from worker import layout
@@ -23,12 +22,6 @@ from worker.events import check_identifier
 
 # Items of the events table whose change means "this budget may have new events".
 RELEVANT_PREFIXES = (layout.EVENT_PREFIX, layout.HEAD_SK, "ALIAS#")
-
-
-@dataclass(frozen=True, slots=True)
-class StreamChange:
-    budget: str
-    sequence_number: str
 
 
 def _field(document: Mapping[str, Any], name: str) -> Any:
