@@ -45,6 +45,15 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def budget_id(value: str) -> str:
+    """argparse type for every BUDGET argument: validated like the persist path does, so a
+    bad one is a usage error (exit 2) before anything reaches DynamoDB."""
+    try:
+        return check_identifier("budget", value)
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _emit(args: argparse.Namespace, document: dict[str, Any], human: Callable[[], None]) -> None:
     if args.json:
         sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
@@ -119,7 +128,6 @@ def cmd_events_import(args: argparse.Namespace) -> int:
 
 
 def cmd_events_list(args: argparse.Namespace) -> int:
-    check_identifier("budget", args.budget)
     store = _store()
     head = store.head(args.budget)
     events = store.events(args.budget)
@@ -139,7 +147,6 @@ def cmd_events_list(args: argparse.Namespace) -> int:
 
 
 def cmd_catch_up(args: argparse.Namespace) -> int:
-    check_identifier("budget", args.budget)
     result = Projector(_store()).catch_up(args.budget)
     _emit(
         args,
@@ -153,7 +160,6 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
 
 
 def cmd_transactions(args: argparse.Namespace) -> int:
-    check_identifier("budget", args.budget)
     store = _store()
     view = read_transactions(
         store, args.budget, projector=None if args.no_catch_up else Projector(store)
@@ -187,7 +193,6 @@ def cmd_transactions(args: argparse.Namespace) -> int:
 
 
 def cmd_rejected(args: argparse.Namespace) -> int:
-    check_identifier("budget", args.budget)
     items = _store().rejected(args.budget)
 
     def human() -> None:
@@ -205,7 +210,6 @@ def cmd_rejected(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshots(args: argparse.Namespace) -> int:
-    check_identifier("budget", args.budget)
     from worker.snapshots import Rebuilder, read_snapshots
 
     store = _store()
@@ -253,8 +257,6 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    if args.budget is not None:
-        check_identifier("budget", args.budget)
     found = statuses(_store(), args.budget)
 
     def human() -> None:
@@ -479,7 +481,7 @@ def build_parser() -> Parser:
         cmd_events_put,
         "persist one event exactly once (retry with the same --event-id)",
     )
-    put.add_argument("budget")
+    put.add_argument("budget", type=budget_id)
     put.add_argument(
         "--type", required=True, help="TransactionCreated, TransactionUpdated or TransactionDeleted"
     )
@@ -491,31 +493,31 @@ def build_parser() -> Parser:
     )
     imp.add_argument("file", help="JSON lines file, or - for stdin")
     lst = command(events, "list", cmd_events_list, "the budget's events in order")
-    lst.add_argument("budget")
+    lst.add_argument("budget", type=budget_id)
 
     catch = command(
         commands, "catch-up", cmd_catch_up, "run the projector for one budget until pointer = head"
     )
-    catch.add_argument("budget")
+    catch.add_argument("budget", type=budget_id)
     txns = command(
         commands,
         "transactions",
         cmd_transactions,
         "validated read of a budget's transactions (exit 3 if stale)",
     )
-    txns.add_argument("budget")
+    txns.add_argument("budget", type=budget_id)
     txns.add_argument(
         "--no-catch-up",
         action="store_true",
         help="fail with exit 3 instead of catching up when behind",
     )
     rej = command(commands, "rejected", cmd_rejected, "events the projector rejected")
-    rej.add_argument("budget")
+    rej.add_argument("budget", type=budget_id)
     snaps = command(commands, "snapshots", cmd_snapshots, "monthly snapshots")
-    snaps.add_argument("budget")
+    snaps.add_argument("budget", type=budget_id)
     snaps.add_argument("--rebuild", action="store_true", help="first rebuild dirty months")
     stat = command(commands, "status", cmd_status, "lag per budget")
-    stat.add_argument("budget", nargs="?")
+    stat.add_argument("budget", nargs="?", type=budget_id)
 
     local = group("local", "DynamoDB Local, the embedded default")
     command(local, "fetch", cmd_local_fetch, "check Java and cache DynamoDB Local (idempotent)")
