@@ -16,13 +16,15 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from worker import aws, local_ddb, logs
+from worker import logs
 from worker.config import Settings
-from worker.persist import Persister
-from worker.projector import Projector
-from worker.reads import Store
-from worker.tables import create_tables
-from worker.validated_read import read_transactions
+from worker.engine import aws
+from worker.engine.persist import Persister
+from worker.engine.projector import Projector
+from worker.engine.reads import Store
+from worker.engine.tables import create_tables
+from worker.engine.validated_read import read_transactions
+from worker.local import dynamodb_local
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
@@ -33,7 +35,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run(events: int) -> dict[str, object]:
-    server = local_ddb.start()
+    server = dynamodb_local.start()
     try:
         settings = Settings(endpoint_url=server.endpoint_url)
         client = aws.dynamodb(settings)

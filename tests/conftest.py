@@ -12,10 +12,11 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.helpers import fresh_tables
-from worker import aws, local_ddb
 from worker.config import Settings, temporary_env
-from worker.reads import Store
-from worker.tables import create_tables
+from worker.engine import aws
+from worker.engine.reads import Store
+from worker.engine.tables import create_tables
+from worker.local import dynamodb_local
 
 # Examples that talk to DynamoDB take milliseconds each and vary with load: no deadline.
 settings.register_profile(
@@ -30,7 +31,7 @@ def ddb_endpoint() -> Iterator[str]:
     if endpoint:  # reuse a running server while iterating locally
         yield endpoint
         return
-    server = local_ddb.start()
+    server = dynamodb_local.start()
     try:
         yield server.endpoint_url
     finally:

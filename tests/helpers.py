@@ -6,12 +6,12 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from worker import aws
 from worker.config import Settings
-from worker.fold import Projection
-from worker.oracle import projection_differences
-from worker.reads import Store
-from worker.tables import create_tables
+from worker.engine import aws
+from worker.engine.reads import Store
+from worker.engine.tables import create_tables
+from worker.model.fold import Projection
+from worker.proof.oracle import projection_differences
 
 TXN_IDS = ["t1", "t2", "t3", "t4"]
 MONTHS = ["2026-01", "2026-02", "2026-03"]
@@ -84,7 +84,7 @@ def interleaved_store(
     the botocore `event` (and `when(params)`, if given): another actor's work wedged between
     this actor's reads and its write. Returns the store and a list that is non-empty once
     `action` ran."""
-    from worker import aws
+    from worker.engine import aws
 
     client = aws.dynamodb(settings)
     fired: list[bool] = []

@@ -324,7 +324,7 @@ def test_missing_tables_is_an_infrastructure_error(cli: Cli, budget: str) -> Non
 
 
 def test_unreachable_dynamodb_is_an_infrastructure_error(cli: Cli, budget: str) -> None:
-    from worker.local_ddb import free_port
+    from worker.local.dynamodb_local import free_port
 
     code, _, err = cli(
         "status", budget, "--json", AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}"

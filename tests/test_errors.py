@@ -10,7 +10,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from worker.errors import Outcome, cancellation_codes, classify
+from worker.engine.failures import Outcome, cancellation_codes, classify
 
 
 def client_error(code: str, status: int = 400, reasons: list[str] | None = None) -> ClientError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from worker.errors import InvalidInput
-from worker.events import EventType, build_event, check_data, parse_data_json, parse_event_id
+from worker.model.events import EventType, build_event, check_data, parse_data_json, parse_event_id
 
 GOOD_ID = "01JD0000000000000000000000"
 CREATE = {"date": "2026-01-31", "amount": -1250, "account": "checking", "category": "food"}

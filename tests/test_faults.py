@@ -10,12 +10,12 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import CREATE_T, assert_matches_fold
-from worker.backoff import Backoff
+from worker.engine.backoff import Backoff
+from worker.engine.persist import Persister, PersistStatus
+from worker.engine.projector import Projector
+from worker.engine.reads import Store
 from worker.errors import InfrastructureError
-from worker.faults import Crash, Fault, FaultInjector, Rule
-from worker.persist import Persister, PersistStatus
-from worker.projector import Projector
-from worker.reads import Store
+from worker.proof.faults import Crash, Fault, FaultInjector, Rule
 
 NO_WAIT = Backoff(attempts=6, base=0.0, cap=0.0)
 
@@ -48,7 +48,7 @@ def test_lost_response_is_healed_within_the_call(moto_store: Store) -> None:
 def test_client_retry_after_giving_up_is_a_duplicate(moto_store: Store) -> None:
     faulty, _ = injected(moto_store, Rule("TransactWriteItems", Fault.LOSE_RESPONSE, limit=None))
     event_id = "01JD0000000000000000000001"
-    with pytest.raises(InfrastructureError, match=f"retry with --event-id {event_id}"):
+    with pytest.raises(InfrastructureError, match=f"retry with event id {event_id}"):
         Persister(faulty, backoff=NO_WAIT).persist(
             "b", "TransactionCreated", "t1", CREATE_T, event_id
         )

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from ulid import ULID
 
 from tests.helpers import intents
-from worker.events import Event, EventType, check_data
-from worker.fold import ChangeKind, Projection, apply, decide, fold
+from worker.model.events import Event, EventType, check_data
+from worker.model.fold import ChangeKind, Projection, apply, decide, fold
 
 
 def as_events(steps: list[tuple[str, str, dict[str, object]]]) -> list[Event]:

@@ -14,13 +14,13 @@ from typing import Any
 from ulid import ULID
 
 from tests.helpers import CREATE_T, assert_matches_fold, interleaved_store
-from worker import layout
 from worker.config import Settings
-from worker.events import build_event
-from worker.fold import fold
-from worker.persist import Persister, PersistStatus
-from worker.projector import Projector
-from worker.reads import Store
+from worker.engine.persist import Persister, PersistStatus
+from worker.engine.projector import Projector
+from worker.engine.reads import Store
+from worker.model import layout
+from worker.model.events import build_event
+from worker.model.fold import fold
 
 
 def staged(ddb_settings: Settings, store: Store, on_step: Any) -> Store:

@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from worker import layout, tables
+from worker.engine import tables
+from worker.model import layout
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "infra" / "budget-worker.yaml"
 WRITES = {

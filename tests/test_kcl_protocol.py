@@ -12,9 +12,10 @@ import pytest
 from tests.helpers import CREATE_T, assert_matches_fold
 from tests.streamfmt import b64, record_json
 from worker.config import Settings
-from worker.multilang import ChildFailed, MultiLangChild, StreamRecord
-from worker.persist import Persister
-from worker.reads import Store
+from worker.engine import aws
+from worker.engine.persist import Persister
+from worker.engine.reads import Store
+from worker.stream.multilang import ChildFailed, MultiLangChild, StreamRecord
 
 
 @pytest.fixture
@@ -96,9 +97,9 @@ def test_catch_up_failure_never_checkpoints(ddb_settings: Settings, budget: str)
         [sys.executable, "-m", "worker", "kcl-processor"], env=env, stderr=subprocess.DEVNULL
     )
     try:
-        Persister(
-            Store.from_settings(__import__("worker.aws").aws.dynamodb(ddb_settings), ddb_settings)
-        ).persist(budget, "TransactionCreated", "t1", CREATE_T)
+        Persister(Store.from_settings(aws.dynamodb(ddb_settings), ddb_settings)).persist(
+            budget, "TransactionCreated", "t1", CREATE_T
+        )
         child.initialize("shardId-00000003", "TRIM_HORIZON")
         checkpoints = Checkpoints()
         child.process_records([record(budget, "201")], 0, checkpoints)

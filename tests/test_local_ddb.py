@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from worker import local_ddb
+from worker.local import dynamodb_local
 
 
 def test_java_version_is_parsed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -17,21 +17,21 @@ def test_java_version_is_parsed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    assert local_ddb.java_major_version() == 11
-    with pytest.raises(local_ddb.LocalSetupError, match="needs Java 17"):
-        local_ddb.check_java()
+    assert dynamodb_local.java_major_version() == 11
+    with pytest.raises(dynamodb_local.LocalSetupError, match="needs Java 17"):
+        dynamodb_local.check_java()
 
 
 def test_missing_java_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(local_ddb.LocalSetupError, match="no `java` is on PATH"):
-        local_ddb.check_java()
+    with pytest.raises(dynamodb_local.LocalSetupError, match="no `java` is on PATH"):
+        dynamodb_local.check_java()
 
 
 def test_fetch_is_idempotent_and_cached_outside_the_repo() -> None:
-    first = local_ddb.fetch()
+    first = dynamodb_local.fetch()
     assert (first / "DynamoDBLocal.jar").is_file()
-    assert local_ddb.fetch() == first
+    assert dynamodb_local.fetch() == first
     repo = Path(__file__).resolve().parents[1]
     assert repo not in first.resolve().parents
 

@@ -18,14 +18,14 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.helpers import CREATE_T, assert_matches_fold, fresh_tables
-from worker import aws
 from worker.config import Settings
-from worker.fold import fold
-from worker.leases import LeaseTable
-from worker.persist import Persister
-from worker.reads import Store
-from worker.snapshot_math import all_snapshots
-from worker.snapshots import read_snapshots
+from worker.engine import aws
+from worker.engine.persist import Persister
+from worker.engine.reads import Store
+from worker.engine.snapshots import read_snapshots
+from worker.model.fold import fold
+from worker.model.snapshot_math import all_snapshots
+from worker.stream.leases import LeaseTable
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import time
 import pytest
 from ulid import ULID
 
+from worker.engine.persist import Persister, PersistStatus
+from worker.engine.reads import Store
 from worker.errors import EventConflict, InvalidInput
-from worker.persist import Persister, PersistStatus
-from worker.reads import Store
 
 CREATE = {"date": "2026-01-31", "amount": -1250, "account": "checking", "category": "food"}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from worker import health
+from worker.stream import health
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,8 +104,8 @@ def test_kcl_supervisor_restarts_a_dead_daemon_and_stops_cleanly(
     (every shard resumes from its last checkpoint) and stops it on request."""
     import threading
 
-    from worker import run
     from worker.config import Settings
+    from worker.stream import run
 
     runs = tmp_path / "runs"
     fake_java = tmp_path / "java"

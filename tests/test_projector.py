@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import CREATE_T, assert_matches_fold, intents, new_budget
-from worker import layout
-from worker.persist import Persister
-from worker.projector import Projector
-from worker.reads import Store
+from worker.engine.persist import Persister
+from worker.engine.projector import Projector
+from worker.engine.reads import Store
+from worker.model import layout
 
 
 def dirty_markers(store: Store, budget: str) -> dict[str, str]:
@@ -30,7 +30,7 @@ def dirty_markers(store: Store, budget: str) -> dict[str, str]:
 def test_random_histories_project_to_the_fold(
     ddb_settings, steps: list[tuple[str, str, dict[str, object]]]
 ) -> None:
-    from worker import aws
+    from worker.engine import aws
 
     store = Store.from_settings(aws.dynamodb(ddb_settings), ddb_settings)
     budget = new_budget()

@@ -10,8 +10,8 @@ import pytest
 from amazon_kclpy.kcl import CheckpointError
 
 from tests.streamfmt import b64, record_json
-from worker.projector import CatchUpResult
-from worker.record_processor import BudgetRecordProcessor
+from worker.engine.projector import CatchUpResult
+from worker.stream.record_processor import BudgetRecordProcessor
 
 
 @dataclass

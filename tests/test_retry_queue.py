@@ -7,7 +7,7 @@ import threading
 import boto3
 import pytest
 
-from worker.retry_queue import EnqueueFailed, SqsRetryQueue, consume, decode, handle_message
+from worker.stream.retry_queue import EnqueueFailed, SqsRetryQueue, consume, decode, handle_message
 
 
 @pytest.fixture

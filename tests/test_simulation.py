@@ -9,22 +9,23 @@ import sys
 
 import pytest
 
-from worker import sim_runner
-from worker.fold import Change
-from worker.persist import Persister
+from worker.cli import main
+from worker.engine.persist import Persister
+from worker.model.fold import Change
+from worker.proof import runner
 
 CI_SEEDS = 10
 OPS = 40
 
 
-def _fail_message(summary: sim_runner.RunSummary) -> str:
+def _fail_message(summary: runner.RunSummary) -> str:
     return "; ".join(
         f"seed {r.seed}: {r.violations} ({summary.reproduce(r.seed)})" for r in summary.failures
     )
 
 
 def test_seeds_on_moto_hold_every_invariant() -> None:
-    summary = sim_runner.run_seeds("moto", 0, CI_SEEDS, OPS)
+    summary = runner.run_seeds("moto", 0, CI_SEEDS, OPS)
     assert not summary.failures, _fail_message(summary)
     assert sum(summary.faults.values()) > 50  # the schedules really were hostile
     assert summary.operations["preemption"] > 0
@@ -34,14 +35,14 @@ def test_seeds_on_moto_hold_every_invariant() -> None:
 
 
 def test_seeds_on_dynamodb_local_hold_every_invariant(ddb_endpoint: str) -> None:
-    summary = sim_runner.run_seeds("local", 1000, 2, 30, endpoint=ddb_endpoint)
+    summary = runner.run_seeds("local", 1000, 2, 30, endpoint=ddb_endpoint)
     assert not summary.failures, _fail_message(summary)
     assert summary.checks["converged after one clean catch-up"] == 2
 
 
 def test_a_seed_is_deterministic() -> None:
-    first = sim_runner.run_seeds("moto", 7, 1, 25)
-    second = sim_runner.run_seeds("moto", 7, 1, 25)
+    first = runner.run_seeds("moto", 7, 1, 25)
+    second = runner.run_seeds("moto", 7, 1, 25)
     assert first.operations == second.operations
     assert first.faults == second.faults
     assert first.outcomes == second.outcomes
@@ -56,7 +57,7 @@ def test_the_checks_catch_a_missing_dirty_marker(monkeypatch: pytest.MonkeyPatch
         "months",
         property(lambda self: (self.after.month,) if self.after is not None else ()),
     )
-    summary = sim_runner.run_seeds("moto", 0, 6, OPS)
+    summary = runner.run_seeds("moto", 0, 6, OPS)
     assert any(
         "presented fresh but wrong" in v or "did not converge" in v
         for r in summary.failures
@@ -77,12 +78,12 @@ def test_the_checks_catch_a_persist_without_the_head_condition(
         return items
 
     monkeypatch.setattr(Persister, "_items", unordered)
-    summary = sim_runner.run_seeds("moto", 0, 3, OPS)
+    summary = runner.run_seeds("moto", 0, 3, OPS)
     assert summary.failures, "an unordered persist went unnoticed"
 
 
 def test_bad_input_corpus_is_handled_everywhere() -> None:
-    results = sim_runner.run_bad_inputs()
+    results = runner.run_bad_inputs(main)
     assert set(results) == {
         "event payloads (persist)",
         "CLI arguments",

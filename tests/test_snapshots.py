@@ -10,16 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import CREATE_T, assert_matches_fold, intents, interleaved_store, new_budget
-from worker import aws, layout
 from worker.config import Settings
+from worker.engine import aws
+from worker.engine.persist import Persister
+from worker.engine.projector import Projector
+from worker.engine.reads import Store
+from worker.engine.snapshots import Rebuilder, SnapshotStore, read_snapshots
 from worker.errors import InfrastructureError
-from worker.faults import Fault, FaultInjector, Rule
-from worker.fold import fold
-from worker.persist import Persister
-from worker.projector import Projector
-from worker.reads import Store
-from worker.snapshot_math import all_snapshots, last_day, month_snapshot, months_between
-from worker.snapshots import Rebuilder, SnapshotStore, read_snapshots
+from worker.model import layout
+from worker.model.fold import fold
+from worker.model.snapshot_math import all_snapshots, last_day, month_snapshot, months_between
+from worker.proof.faults import Fault, FaultInjector, Rule
 
 
 def expected_figures(store: Store, budget: str) -> list[tuple[Any, ...]]:
@@ -45,7 +46,7 @@ def assert_snapshots_match(store: Store, budget: str) -> None:
 
 
 def test_month_figures_follow_the_contract() -> None:
-    from worker.fold import Transaction
+    from worker.model.fold import Transaction
 
     def t(tid: str, date: str, amount: int, account: str, category: str) -> Transaction:
         return Transaction(tid, date, amount, account, category, None, None, "01")

@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import CREATE_T, interleaved_store
-from worker import aws
-from worker.backoff import Backoff
 from worker.config import Settings
+from worker.engine import aws
+from worker.engine.backoff import Backoff
+from worker.engine.persist import Persister
+from worker.engine.projector import Projector
+from worker.engine.reads import Store
+from worker.engine.validated_read import read_transactions
 from worker.errors import StaleProjection
-from worker.faults import Fault, FaultInjector, Rule
-from worker.fold import fold
-from worker.persist import Persister
-from worker.projector import Projector
-from worker.reads import Store
-from worker.validated_read import read_transactions
+from worker.model.fold import fold
+from worker.proof.faults import Fault, FaultInjector, Rule
 
 
 def test_current_read_reports_the_head(store: Store, budget: str) -> None:

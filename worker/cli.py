@@ -18,17 +18,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.table import Table
 
-from worker import aws, local_ddb, logs
+from worker import logs
 from worker.config import Settings
-from worker.errors import BudgetWorkerError, InvalidInput, error_code
-from worker.events import check_identifier, parse_data_json
-from worker.importer import import_events
-from worker.persist import Persister
-from worker.projector import Projector
-from worker.reads import Store
-from worker.status import statuses
-from worker.tables import create_tables
-from worker.validated_read import read_transactions
+from worker.engine import aws
+from worker.engine.failures import error_code
+from worker.engine.importer import import_events
+from worker.engine.persist import Persister
+from worker.engine.projector import Projector
+from worker.engine.reads import Store
+from worker.engine.status import statuses
+from worker.engine.tables import create_tables
+from worker.engine.validated_read import read_transactions
+from worker.errors import BudgetWorkerError, InvalidInput, PersistFailed, StaleProjection
+from worker.local import dynamodb_local
+from worker.model.events import check_identifier, parse_data_json
 
 out = Console()
 
@@ -210,7 +213,7 @@ def cmd_rejected(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshots(args: argparse.Namespace) -> int:
-    from worker.snapshots import Rebuilder, read_snapshots
+    from worker.engine.snapshots import Rebuilder, read_snapshots
 
     store = _store()
     if args.rebuild:
@@ -277,8 +280,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_local_fetch(args: argparse.Namespace) -> int:
-    java = local_ddb.check_java()
-    path = local_ddb.fetch()
+    java = dynamodb_local.check_java()
+    path = dynamodb_local.fetch()
     _emit(
         args,
         {"path": str(path), "java": java},
@@ -288,7 +291,7 @@ def cmd_local_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_local_start(args: argparse.Namespace) -> int:
-    server = local_ddb.start(args.port, data_dir=args.data_dir)
+    server = dynamodb_local.start(args.port, data_dir=args.data_dir)
     _emit(
         args,
         {"endpoint_url": server.endpoint_url, "pid": server.pid},
@@ -301,7 +304,7 @@ def cmd_local_start(args: argparse.Namespace) -> int:
 
 
 def cmd_kcl_processor(args: argparse.Namespace) -> int:
-    from worker.runtime import run_kcl_processor
+    from worker.stream.runtime import run_kcl_processor
 
     run_kcl_processor(Settings.from_env())
     return 0
@@ -310,7 +313,7 @@ def cmd_kcl_processor(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import threading
 
-    from worker import run
+    from worker.stream import run
 
     stop = threading.Event()
     run.install_signal_handlers(stop)
@@ -322,7 +325,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from worker import replay
+    from worker.stream import replay
 
     if args.at_timestamp is not None:
         target = replay.Target(at_timestamp=replay.parse_timestamp(args.at_timestamp))
@@ -352,7 +355,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from worker import health
+    from worker.stream import health
 
     age = health.check(args.max_age)
     _emit(
@@ -364,7 +367,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from worker import sim_runner
+    from worker.proof import runner
 
     logs.configure("critical")  # the simulation provokes failures on purpose: keep it quiet
 
@@ -374,7 +377,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             sys.stderr.write(f"seed {seed}: {mark}\n")
 
     runs = [
-        sim_runner.run_seeds(
+        runner.run_seeds(
             args.backend,
             args.start,
             args.seeds,
@@ -387,7 +390,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.report:
         other = "local" if args.backend == "moto" else "moto"
         runs.append(
-            sim_runner.run_seeds(
+            runner.run_seeds(
                 other,
                 args.start,
                 args.other_seeds,
@@ -396,8 +399,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 progress=progress,
             )
         )
-        bad_inputs = sim_runner.run_bad_inputs()
-        sim_runner.write_report(Path(args.report), runs, bad_inputs)
+        bad_inputs = runner.run_bad_inputs(main)
+        runner.write_report(Path(args.report), runs, bad_inputs)
     document = {"runs": [r.as_json() for r in runs], "bad_inputs": bad_inputs}
     failures = [(r, f) for r in runs for f in r.failures]
     bad = [p for v in (bad_inputs or {}).values() for p in v["problems"]]
@@ -427,7 +430,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from worker.dev import run_dev
+    from worker.local.dev import run_dev
 
     run_dev(demo=args.demo, once=args.once, console=out)
     return 0
@@ -623,9 +626,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args = build_parser().parse_args(args_list)
         code = int(args.handler(args))
+    except PersistFailed as exc:
+        # The library names the id; the CLI says how to pass it back.
+        _fail(f"{exc} (pass it as --event-id {exc.retry_event_id})")
+        code = exit_code(exc)
     except BudgetWorkerError as exc:
         _fail(str(exc))
-        code = exc.exit_code
+        code = exit_code(exc)
     except ClientError as exc:
         code = 1
         if error_code(exc) == "ResourceNotFoundException":
@@ -645,6 +652,15 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"unexpected error: {type(exc).__name__}: {exc}")
         code = 1
     sys.exit(code)
+
+
+def exit_code(exc: BudgetWorkerError) -> int:
+    """The contract's exit code for each error family: 2 bad input, 3 stale, 1 the rest."""
+    if isinstance(exc, InvalidInput):
+        return 2
+    if isinstance(exc, StaleProjection):
+        return 3
+    return 1
 
 
 def _fail(message: str) -> None:

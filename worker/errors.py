@@ -1,57 +1,54 @@
-"""Error types the rest of the code raises, and how DynamoDB failures are classified.
+"""The exceptions budget-worker raises, one class per outcome a caller acts on.
 
-Every failure ends in one of three places, which map one-to-one onto the CLI's exit codes:
-bad input (2), infrastructure still failing after retries (1), and a projection that is stale
-(3). Classification of botocore failures decides how a caller recovers:
+Every failure ends in one of three families, and a caller reacts to the family:
 
-- DEFINITE: the server answered and nothing changed (bad request, condition failed).
-- RETRYABLE: nothing changed and trying again may work (throttling, conflicts, refused connect).
-- AMBIGUOUS: the request may or may not have been applied (timeouts and dropped connections
-  after the request was sent, 5xx on a write). Callers resolve it by re-reading state; every
-  write in this project is conditional, so retrying the same intent is always safe.
+- `InvalidInput`: the input is wrong and nothing was written; fix it, do not retry.
+- `InfrastructureError`: DynamoDB (or another dependency) kept failing after retries; retry
+  later (for a persist: with `PersistFailed.retry_event_id`, so the retry stays exactly-once).
+- `StaleProjection`: the projection is behind its head and could not be brought up to date.
+
+This module is pure (no botocore) so the domain model can raise these without loading the AWS
+SDK; how a botocore failure is classified lives in `worker.engine.failures`. The CLI maps the
+families onto its exit codes (2, 1 and 3); the messages here never name a command-line flag.
 """
 
 from __future__ import annotations
 
-from enum import Enum
-
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    ParamValidationError,
-    PartialCredentialsError,
-    ReadTimeoutError,
-)
+__all__ = [
+    "BudgetWorkerError",
+    "EventConflict",
+    "InfrastructureError",
+    "InvalidInput",
+    "PersistFailed",
+    "StaleProjection",
+]
 
 
 class BudgetWorkerError(Exception):
-    exit_code = 1
+    """Base class of every error budget-worker raises on purpose; catch it to catch them all."""
 
 
 class InvalidInput(BudgetWorkerError):
-    """The caller's input is wrong; nothing was written."""
-
-    exit_code = 2
+    """The caller's input is wrong; nothing was written. Retrying the same input fails again."""
 
 
 class EventConflict(InvalidInput):
-    """The same event id already holds different content (I5: never an overwrite)."""
+    """The event id already holds different content (I5: an id is never overwritten)."""
 
 
 class InfrastructureError(BudgetWorkerError):
-    """DynamoDB (or another dependency) kept failing after retries."""
-
-    exit_code = 1
+    """DynamoDB (or another dependency) kept failing after retries; nothing is half-written."""
 
 
 class PersistFailed(InfrastructureError):
-    """Persisting gave up. `retry_event_id` is the id to retry the same intent with (I5):
-    a retry with it reports `duplicate` if an earlier attempt was stored after all."""
+    """Persisting gave up.
+
+    Attributes:
+        retry_event_id: the id to retry the same intent with (I5). A retry with it reports
+            `duplicate` if an earlier attempt was stored after all, and stores it otherwise.
+        outcome_unknown: True if some attempt may have been stored (its answer was lost);
+            False if every attempt definitely stored nothing.
+    """
 
     def __init__(self, message: str, retry_event_id: str, outcome_unknown: bool) -> None:
         super().__init__(message)
@@ -60,9 +57,13 @@ class PersistFailed(InfrastructureError):
 
 
 class StaleProjection(BudgetWorkerError):
-    """The projection is behind the head and could not be brought up to date (I7)."""
+    """The projection is behind the head and could not be brought up to date (I7).
 
-    exit_code = 3
+    Attributes:
+        budget: the budget read.
+        pointer: the last event applied to the projection (None: nothing applied yet).
+        head: the budget's latest persisted event (None: no event yet).
+    """
 
     def __init__(self, budget: str, pointer: str | None, head: str | None) -> None:
         self.budget = budget
@@ -72,79 +73,3 @@ class StaleProjection(BudgetWorkerError):
             f"projection of budget {budget!r} is stale: pointer={pointer or 'none'} "
             f"head={head or 'none'}"
         )
-
-
-class Outcome(Enum):
-    DEFINITE = "definite"
-    RETRYABLE = "retryable"
-    AMBIGUOUS = "ambiguous"
-
-
-THROTTLING_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "Throttling",
-        "SlowDown",
-    }
-)
-# Reasons inside TransactionCanceledException that mean "nothing was written, try again".
-RETRYABLE_CANCELLATION_CODES = frozenset(
-    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
-)
-
-
-def error_code(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return type(exc).__name__
-
-
-def cancellation_codes(exc: ClientError) -> list[str]:
-    """The per-item codes of a cancelled transaction ("None" where that item was fine)."""
-    reasons = exc.response.get("CancellationReasons")
-    if reasons is None:
-        # botocore puts them in the response; some servers only describe them in the message.
-        message = str(exc.response.get("Error", {}).get("Message", ""))
-        if "[" in message and "]" in message:
-            inner = message[message.rfind("[") + 1 : message.rfind("]")]
-            return [part.strip() for part in inner.split(",")]
-        return []
-    return [str(r.get("Code", "None")) for r in reasons]
-
-
-def classify(exc: BaseException, *, is_write: bool) -> Outcome:
-    """Decide whether a failed DynamoDB call definitely did nothing, may be retried, or is
-    ambiguous (may have been applied)."""
-    if isinstance(exc, ClientError):
-        code = error_code(exc)
-        if code in THROTTLING_CODES or code in {
-            "TransactionConflictException",
-            "LimitExceededException",
-        }:
-            return Outcome.RETRYABLE
-        if code == "TransactionCanceledException":
-            # A cancelled transaction wrote nothing. If any item was cancelled by a conflict or
-            # throttling, the verdicts on the others are not final: trying again is right.
-            codes = set(cancellation_codes(exc))
-            if codes & RETRYABLE_CANCELLATION_CODES:
-                return Outcome.RETRYABLE
-            return Outcome.DEFINITE
-        if code == "TransactionInProgressException":
-            # The same ClientRequestToken is still being processed: it may yet commit.
-            return Outcome.AMBIGUOUS
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if status >= 500 or code in {"InternalServerError", "ServiceUnavailable"}:
-            return Outcome.AMBIGUOUS if is_write else Outcome.RETRYABLE
-        return Outcome.DEFINITE
-    if isinstance(
-        exc, NoCredentialsError | PartialCredentialsError | NoRegionError | ParamValidationError
-    ):
-        return Outcome.DEFINITE  # configuration, not the network: nothing was sent
-    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
-        # The connection was never established, so the request was never sent.
-        return Outcome.RETRYABLE
-    if isinstance(exc, ReadTimeoutError | ConnectionClosedError | BotoCoreError | OSError):
-        return Outcome.AMBIGUOUS if is_write else Outcome.RETRYABLE
-    return Outcome.DEFINITE

@@ -1,0 +1,209 @@
+"""The catch-up loop for one budget: step the pointer towards the head, one conditional
+transaction per event.
+
+Correctness rests on two facts, not on this loop being clever:
+- persist orders writers by ULID through the head item (I1), so a strongly consistent read of
+  events up to the head sees every event below it;
+- every step is conditional on the pointer value this loop read (I2), so a step based on stale
+  reads cannot commit. Any number of projectors may race on one budget: exactly one wins each
+  step, the others re-read and continue.
+An ambiguous step (no answer) is resolved by re-reading the pointer: at the event means the step
+committed (ours or an identical one from a racing projector, since the fold is deterministic).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from worker import logs
+from worker.engine.backoff import Backoff
+from worker.engine.failures import (
+    CANCELLED_BY_CONDITION,
+    Outcome,
+    cancellation_codes,
+    classify,
+    error_code,
+)
+from worker.engine.reads import Store
+from worker.errors import InfrastructureError
+from worker.model.fold import Change, ChangeKind, Transaction, decide
+from worker.model.step import POINTER_INDEX, TRANSACTION_INDEX, step_items
+
+log = logs.get(__name__)
+
+
+MAX_HEAD_REFRESHES = 3
+RACE_PAUSE_SECONDS = 0.05
+
+
+class StepOutcome(Enum):
+    COMMITTED = "committed"
+    COMMITTED_INFERRED = "committed_inferred"  # ambiguous, resolved by re-reading the pointer
+    POINTER_MOVED = "pointer_moved"
+    ITEM_AHEAD = "item_ahead"
+
+
+@dataclass(slots=True)
+class CatchUpResult:
+    budget: str
+    applied: int = 0
+    rejected: int = 0
+    pointer: str | None = None
+    head: str | None = None
+    applied_ids: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "budget": self.budget,
+            "applied": self.applied,
+            "rejected": self.rejected,
+            "pointer": self.pointer,
+            "head": self.head,
+        }
+
+
+@dataclass(slots=True)
+class Projector:
+    store: Store
+    backoff: Backoff = field(default_factory=lambda: Backoff(attempts=10))
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    def catch_up(self, budget: str) -> CatchUpResult:
+        """Apply every event up to the head (re-read at the end, so events persisted during
+        the catch-up are applied too). Raises InfrastructureError if DynamoDB keeps failing;
+        whatever committed before that stays committed and consistent."""
+        result = CatchUpResult(budget)
+        bound = log.bind(budget=budget)
+        pointer = self.store.pointer(budget)  # pointer first: then it can never pass the head
+        head = self.store.head(budget)
+        refreshes = 0
+        cache: dict[str, Transaction | None] = {}
+        while head is not None and (pointer is None or pointer < head):
+            page = self.store.events_page(budget, pointer, head)
+            if not page:
+                raise InfrastructureError(
+                    f"budget {budget!r}: head is {head} but no event after pointer {pointer} "
+                    "was found; the events table is inconsistent"
+                )
+            for event in page:
+                tid = event.transaction_id
+                if tid not in cache:
+                    cache[tid] = self.store.transaction_state(budget, tid).transaction
+                change = decide(cache[tid], event)
+                outcome = self._commit(budget, pointer, change, bound)
+                if outcome is StepOutcome.ITEM_AHEAD and self._item_ahead(budget, tid, event):
+                    # The item already reflects a later event while the pointer says it cannot:
+                    # never overwrite it (I3) and never block the budget (I6).
+                    change = Change(
+                        event,
+                        ChangeKind.REJECT,
+                        cache[tid],
+                        cache[tid],
+                        f"transaction {tid} already reflects a later event",
+                    )
+                    outcome = self._commit(budget, pointer, change, bound)
+                if outcome in (StepOutcome.POINTER_MOVED, StepOutcome.ITEM_AHEAD):
+                    # Another projector is ahead: let it run (a short random pause) rather
+                    # than race it for every following step.
+                    self.sleep(self.rng.uniform(0, RACE_PAUSE_SECONDS))
+                    pointer = self.store.pointer(budget)
+                    cache.clear()
+                    bound.info(
+                        "pointer moved by another projector, re-reading",
+                        event_id=event.event_id,
+                        pointer=pointer,
+                    )
+                    break
+                pointer = event.event_id
+                if outcome is StepOutcome.COMMITTED:
+                    cache[tid] = change.after
+                else:
+                    # Inferred from the pointer: the step that committed may not be the one we
+                    # sent (a racing projector's), so re-read the item before using it again.
+                    cache.pop(tid, None)
+                result.applied_ids.append(event.event_id)
+                if change.kind is ChangeKind.REJECT:
+                    result.rejected += 1
+                    bound.warning("event rejected", event_id=event.event_id, reason=change.reason)
+                else:
+                    result.applied += 1
+            if pointer is not None and pointer >= head and refreshes < MAX_HEAD_REFRESHES:
+                # Events persisted during this catch-up: take them too, a bounded number of
+                # times, so that a hot budget cannot keep one call (or a reader) forever.
+                refreshes += 1
+                head = self.store.head(budget)
+        result.pointer, result.head = pointer, head
+        return result
+
+    def _item_ahead(self, budget: str, tid: str, event: Any) -> bool:
+        """Confirm the I3 condition really failed: the stored item carries a later event."""
+        stored = self.store.transaction_state(budget, tid).last_event_id
+        return stored is not None and stored >= event.event_id
+
+    def _commit(self, budget: str, pointer: str | None, change: Change, bound: Any) -> StepOutcome:
+        event_id = change.event.event_id
+        items = step_items(self.store.projections_table, budget, pointer, change)
+        delays = self.backoff.delays(self.rng)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self.store.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+                bound.debug(
+                    "step committed", event_id=event_id, kind=str(change.kind), attempt=attempt
+                )
+                return StepOutcome.COMMITTED
+            except ClientError as exc:
+                codes = cancellation_codes(exc)
+                if (
+                    error_code(exc) == "TransactionCanceledException"
+                    and CANCELLED_BY_CONDITION in codes
+                ):
+                    # Only a decided pointer reason tells us anything: a conflict or throttle
+                    # on the pointer next to a failed item condition is retried.
+                    if codes[POINTER_INDEX] == CANCELLED_BY_CONDITION:
+                        return StepOutcome.POINTER_MOVED
+                    if codes[POINTER_INDEX] == "None" and codes[
+                        TRANSACTION_INDEX : TRANSACTION_INDEX + 1
+                    ] == [CANCELLED_BY_CONDITION]:
+                        return StepOutcome.ITEM_AHEAD
+                failure: Exception = exc
+            except Exception as exc:
+                failure = exc
+            outcome = classify(failure, is_write=True)
+            if outcome is Outcome.AMBIGUOUS:
+                now = self.store.pointer(budget)
+                bound.info(
+                    "step outcome unknown, re-read pointer",
+                    event_id=event_id,
+                    attempt=attempt,
+                    error=error_code(failure),
+                    pointer=now,
+                )
+                if now == event_id:
+                    return StepOutcome.COMMITTED_INFERRED
+                if now != pointer:
+                    return StepOutcome.POINTER_MOVED
+            delay = next(delays, None)
+            if outcome is Outcome.DEFINITE or delay is None:
+                raise InfrastructureError(
+                    f"budget {budget!r}: step to event {event_id} failed after {attempt} "
+                    f"attempt(s): {error_code(failure)}: {failure}"
+                ) from failure
+            bound.info(
+                "step failed, retrying",
+                event_id=event_id,
+                attempt=attempt,
+                outcome=outcome.value,
+                error=error_code(failure),
+                delay=round(delay, 3),
+            )
+            self.sleep(delay)

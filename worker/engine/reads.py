@@ -1,0 +1,185 @@
+"""Reads of the events and projections tables.
+
+Every read that feeds a decision is strongly consistent: the projector and the validated read
+reason about "what is committed now", which eventually consistent reads cannot tell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from worker.config import Settings
+from worker.engine.backoff import retry_read
+from worker.model import layout
+from worker.model.events import Event
+from worker.model.fold import Transaction
+from worker.model.layout import Item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+EVENT_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ItemState:
+    """A transaction item as stored: the live transaction (None if absent or deleted) and the
+    last event that wrote it (None if the item never existed)."""
+
+    transaction: Transaction | None
+    last_event_id: str | None
+
+
+@dataclass(slots=True)
+class Store:
+    """The DynamoDB client and table names every read and write goes through."""
+
+    client: DynamoDBClient
+    events_table: str
+    projections_table: str
+
+    @classmethod
+    def from_settings(cls, client: DynamoDBClient, settings: Settings) -> Store:
+        return cls(client, settings.events_table, settings.projections_table)
+
+    # -- single items -----------------------------------------------------------------------
+
+    def item(self, table: str, budget: str, sort_key: str) -> Item | None:
+        response = retry_read(
+            f"GetItem {table} {budget}/{sort_key}",
+            lambda: self.client.get_item(
+                TableName=table, Key=layout.key(budget, sort_key), ConsistentRead=True
+            ),
+        )
+        return response.get("Item")
+
+    def head(self, budget: str) -> str | None:
+        item = self.item(self.events_table, budget, layout.HEAD_SK)
+        return layout.string_attr(item, layout.LAST_EVENT_ID)
+
+    def pointer(self, budget: str) -> str | None:
+        item = self.item(self.projections_table, budget, layout.POINTER_SK)
+        return layout.string_attr(item, layout.LAST_EVENT_ID)
+
+    def event(self, budget: str, event_id: str) -> Event | None:
+        item = self.item(self.events_table, budget, layout.event_sk(event_id))
+        return layout.event_from_item(item) if item else None
+
+    def transaction_state(self, budget: str, transaction_id: str) -> ItemState:
+        item = self.item(self.projections_table, budget, layout.txn_sk(transaction_id))
+        if item is None:
+            return ItemState(None, None)
+        return ItemState(
+            layout.transaction_from_item(item), layout.string_attr(item, layout.LAST_EVENT_ID)
+        )
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def pages(
+        self, what: str, operation: Callable[..., Any], **kwargs: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of a Query or Scan, each read with retries."""
+        start: dict[str, Any] | None = None
+        while True:
+            args = dict(kwargs)
+            if start:
+                args["ExclusiveStartKey"] = start
+            page: dict[str, Any] = retry_read(what, lambda args=args: operation(**args))  # type: ignore[misc]
+            yield page
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return
+
+    def query(self, what: str, **kwargs: Any) -> Iterator[Item]:
+        for page in self.pages(what, self.client.query, **kwargs):
+            yield from page.get("Items", [])
+
+    def prefix_items(self, table: str, budget: str, prefix: str) -> Iterator[Item]:
+        """Every item of `budget` whose sort key starts with `prefix`, strongly consistent."""
+        return self.query(
+            f"Query {table} {budget}/{prefix}*",
+            TableName=table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": layout.s(budget), ":prefix": layout.s(prefix)},
+            ConsistentRead=True,
+        )
+
+    def _event_range(self, budget: str, after: str | None, upto: str) -> dict[str, Any]:
+        """Query arguments for events from `after` (inclusive: BETWEEN) to `upto`."""
+        low = layout.event_sk(after) if after else layout.EVENT_PREFIX
+        return {
+            "TableName": self.events_table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {
+                ":pk": layout.s(budget),
+                ":low": layout.s(low),
+                ":high": layout.s(layout.event_sk(upto)),
+            },
+            "ConsistentRead": True,
+        }
+
+    def events_page(
+        self, budget: str, after: str | None, upto: str, limit: int = EVENT_PAGE
+    ) -> list[Event]:
+        """Events with `after` < id <= `upto`, in ULID order, at most `limit` of them."""
+        response = retry_read(
+            f"Query events {budget} after {after}",
+            lambda: self.client.query(**self._event_range(budget, after, upto), Limit=limit + 1),
+        )
+        events = [layout.event_from_item(i) for i in response.get("Items", [])]
+        return [e for e in events if after is None or e.event_id > after][:limit]
+
+    def events(self, budget: str) -> list[Event]:
+        return [
+            layout.event_from_item(i)
+            for i in self.prefix_items(self.events_table, budget, layout.EVENT_PREFIX)
+        ]
+
+    def count_events_after(self, budget: str, after: str | None, upto: str | None) -> int:
+        """How many events lie in (after, upto]: the projection's lag, counted server-side."""
+        if upto is None or (after is not None and after >= upto):
+            return 0
+        pages = self.pages(
+            f"Count events {budget}",
+            self.client.query,
+            **self._event_range(budget, after, upto),
+            Select="COUNT",
+        )
+        total = sum(int(page.get("Count", 0)) for page in pages)
+        # BETWEEN is inclusive: the pointer's own event is not behind.
+        return max(0, total - (1 if after is not None else 0))
+
+    def transactions(self, budget: str) -> list[Transaction]:
+        live = (
+            layout.transaction_from_item(i)
+            for i in self.prefix_items(self.projections_table, budget, layout.TXN_PREFIX)
+        )
+        return sorted((t for t in live if t is not None), key=lambda t: (t.date, t.transaction_id))
+
+    def rejected(self, budget: str) -> list[tuple[str, str]]:
+        return [
+            (i["event_id"]["S"], i["reason"]["S"])
+            for i in self.prefix_items(self.projections_table, budget, layout.REJECTED_PREFIX)
+        ]
+
+    def dirty_months(self, budget: str) -> list[str]:
+        return [
+            i[layout.SK]["S"][len(layout.DIRTY_PREFIX) :]
+            for i in self.prefix_items(self.projections_table, budget, layout.DIRTY_PREFIX)
+        ]
+
+    def budgets(self) -> list[str]:
+        """Every budget with at least one persisted event (a scan: for `status` only)."""
+        found: set[str] = set()
+        for page in self.pages(
+            "Scan events for budgets",
+            self.client.scan,
+            TableName=self.events_table,
+            FilterExpression="sk = :head",
+            ExpressionAttributeValues={":head": layout.s(layout.HEAD_SK)},
+            ProjectionExpression="pk",
+        ):
+            found.update(i["pk"]["S"] for i in page.get("Items", []))
+        return sorted(found)

@@ -1,0 +1,125 @@
+"""`budget-worker run`: the long-running worker.
+
+- `--driver local`: the local stream driver (DynamoDB Local's stream, single process).
+- `--driver kcl`: supervises the Java MultiLangDaemon launcher (KCL 3.x + DynamoDB Streams
+  Kinesis Adapter 2.x), which spawns `budget-worker kcl-processor` per shard.
+Either way, if `BUDGET_RETRY_QUEUE_URL` is set, this process also consumes the retry queue.
+SIGTERM/SIGINT stop gracefully: shards get `shutdownRequested` (a last checkpoint) first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from types import FrameType
+
+from worker import logs
+from worker.config import Settings
+from worker.engine import aws
+from worker.errors import InvalidInput
+from worker.stream import health
+from worker.stream.local_driver import DriverConfig, LocalDriver
+from worker.stream.retry_queue import consume
+from worker.stream.runtime import budget_handler, retry_queue
+
+log = logs.get(__name__)
+
+DEFAULT_LAUNCHER_JAR = "/opt/budget-worker/budget-worker-launcher.jar"
+DEFAULT_PROPERTIES = "/opt/budget-worker/properties/production.properties"
+
+
+class LauncherMissing(InvalidInput):
+    """The Java launcher or its properties file is not where the configuration says."""
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("stop requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def start_queue_consumer(settings: Settings, stop: threading.Event) -> threading.Thread | None:
+    queue = retry_queue(settings)
+    if queue is None:
+        return None
+    thread = threading.Thread(
+        target=consume,
+        args=(queue, budget_handler(settings), stop),
+        name="retry-queue",
+        daemon=True,
+    )
+    thread.start()
+    log.info("consuming the retry queue", queue_url=settings.retry_queue_url)
+    return thread
+
+
+def run_local(
+    settings: Settings, stop: threading.Event, config: DriverConfig | None = None
+) -> None:
+    queue_thread = start_queue_consumer(settings, stop)
+    driver = LocalDriver(
+        aws.dynamodb(settings),
+        aws.dynamodb_streams(settings),
+        settings.events_table,
+        settings.lease_table,
+        config or DriverConfig.from_env(),
+    )
+    driver.run(stop, on_cycle=health.beat)
+    if queue_thread is not None:
+        queue_thread.join(timeout=30)
+
+
+def run_kcl(settings: Settings, stop: threading.Event) -> int:
+    jar = os.environ.get("BUDGET_KCL_LAUNCHER_JAR", DEFAULT_LAUNCHER_JAR)
+    properties = os.environ.get("BUDGET_KCL_PROPERTIES", DEFAULT_PROPERTIES)
+    java = shutil.which("java")
+    if java is None or not Path(jar).is_file():
+        raise LauncherMissing(
+            f"the KCL launcher needs java and {jar} (built by the Docker image; set "
+            "BUDGET_KCL_LAUNCHER_JAR) — use `run --driver local` against DynamoDB Local"
+        )
+    if not Path(properties).is_file():
+        raise LauncherMissing(
+            f"KCL properties file {properties} not found (set BUDGET_KCL_PROPERTIES)"
+        )
+    queue_thread = start_queue_consumer(settings, stop)
+    command = [java, "-jar", jar, "--properties-file", properties]
+    restarts = 0
+    while True:
+        log.info("starting the KCL MultiLangDaemon launcher", command=command, restarts=restarts)
+        daemon = subprocess.Popen(command)
+        while daemon.poll() is None and not stop.wait(1.0):
+            health.beat()
+        if daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)  # KCL's shutdown hook runs a graceful shutdown
+            try:
+                daemon.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+            break
+        # The daemon exits (code 1) when any child breaks the protocol or dies, taking every
+        # shard with it. Restarting it resumes every shard from its last checkpoint, which the
+        # record processor's rule makes safe. Back off so a persistent fault does not spin.
+        restarts += 1
+        delay = min(60.0, 2.0 ** min(restarts, 6))
+        log.error(
+            "KCL daemon exited; restarting from the last checkpoints",
+            returncode=daemon.returncode,
+            restarts=restarts,
+            delay=delay,
+        )
+        if stop.wait(delay):
+            break
+    requested = stop.is_set()
+    stop.set()
+    if queue_thread is not None:
+        queue_thread.join(timeout=30)
+    return 0 if requested else int(daemon.returncode or 0)

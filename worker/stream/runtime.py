@@ -1,0 +1,62 @@
+"""Assembles the long-running pieces (projector, retry queue, record processor) from settings."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from worker import logs
+from worker.config import Settings
+from worker.engine import aws
+from worker.engine.projector import CatchUpResult, Projector
+from worker.engine.reads import Store
+from worker.engine.snapshots import Rebuilder
+from worker.stream.record_processor import BudgetRecordProcessor
+from worker.stream.retry_queue import SqsRetryQueue
+
+log = logs.get(__name__)
+
+
+def retry_queue(settings: Settings) -> SqsRetryQueue | None:
+    if not settings.retry_queue_url:
+        return None
+    return SqsRetryQueue(aws.sqs(settings), settings.retry_queue_url)
+
+
+def budget_handler(settings: Settings) -> Callable[[str], CatchUpResult]:
+    """What the worker does for a budget named by a stream record or a queue message: catch
+    it up, then rebuild its dirty snapshots as a separate step. Both must succeed for the
+    budget to count as handled, so a failed rebuild is retried like a failed catch-up (the
+    markers stay either way; nothing of the projection depends on the rebuild)."""
+    store = Store.from_settings(aws.dynamodb(settings), settings)
+    return catch_up_then_rebuild(Projector(store), Rebuilder(store))
+
+
+def catch_up_then_rebuild(
+    projector: Projector, rebuilder: Rebuilder
+) -> Callable[[str], CatchUpResult]:
+    def handle(budget: str) -> CatchUpResult:
+        result = projector.catch_up(budget)
+        rebuilder.rebuild(budget)
+        return result
+
+    return handle
+
+
+def record_processor(settings: Settings) -> BudgetRecordProcessor:
+    # How many times shard end retries pending budgets before the child exits (and the shard
+    # is re-read from its last checkpoint); backoff doubles from 1 s up to 30 s.
+    attempts = int(os.environ.get("BUDGET_SHARD_END_ATTEMPTS", "6"))
+    return BudgetRecordProcessor(
+        budget_handler(settings), retry_queue(settings), shard_end_attempts=max(1, attempts)
+    )
+
+
+def run_kcl_processor(settings: Settings) -> None:
+    """The executable the MultiLangDaemon spawns: MultiLang protocol on stdin/stdout."""
+    from amazon_kclpy.kcl import KCLProcess
+
+    processor = record_processor(settings)
+    log.info("kcl-processor started", retry_queue=bool(settings.retry_queue_url))
+    KCLProcess(processor, input_file=sys.stdin, output_file=sys.stdout, error_file=sys.stderr).run()
