@@ -10,6 +10,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Settings:
+    """Where the tables and endpoints are and how patient a DynamoDB call is.
+
+    One object of settings with defaults, passed to `BudgetWorker` (or built by `from_env`
+    from `AWS_REGION`, `AWS_ENDPOINT_URL*` and `BUDGET_*`), so tests and apps can configure
+    the library without touching the process environment.
+    """
+
     events_table: str = "budget-events"
     projections_table: str = "budget-projections"
     lease_table: str = "budget-worker"

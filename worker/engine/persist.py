@@ -49,6 +49,13 @@ MAX_LAPS = 30
 
 
 class PersistStatus(StrEnum):
+    """How a persist ended; all three are success.
+
+    `created`: stored now. `duplicate`: this intent was already stored by an earlier attempt
+    (I5). `reassigned`: the requested id was behind the head, so it was stored under a fresh
+    id above it (I1).
+    """
+
     CREATED = "created"
     DUPLICATE = "duplicate"
     REASSIGNED = "reassigned"
@@ -56,6 +63,11 @@ class PersistStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PersistResult:
+    """The outcome of `persist`: the id the event is stored under (keep it) and its status.
+
+    `requested_event_id` is set when the stored id differs from the one asked for.
+    """
+
     budget: str
     event_id: str
     status: PersistStatus

@@ -52,6 +52,9 @@ class StepOutcome(Enum):
 
 @dataclass(slots=True)
 class CatchUpResult:
+    """What one catch-up did: events applied and rejected (I6) by this call, and the pointer
+    and head when it ended (equal unless events arrived meanwhile)."""
+
     budget: str
     applied: int = 0
     rejected: int = 0

@@ -300,6 +300,8 @@ class Rebuilder:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotEntry:
+    """One month: its snapshot (None if never built) and whether it is known current."""
+
     month: str
     snapshot: MonthSnapshot | None
     fresh: bool
@@ -324,6 +326,9 @@ class SnapshotEntry:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotsView:
+    """Every month from the earliest to the latest holding a transaction, and the months
+    whose dirty markers say they (and every later month) may be out of date."""
+
     budget: str
     dirty_months: list[str]
     entries: list[SnapshotEntry]

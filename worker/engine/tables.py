@@ -63,6 +63,8 @@ def projections_table_spec(name: str) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class CreateResult:
+    """Which tables `create_tables` created and which already existed."""
+
     created: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
 

@@ -21,6 +21,8 @@ log = logs.get(__name__)
 
 @dataclass(frozen=True, slots=True)
 class TransactionsView:
+    """A validated read: the transactions exactly as folded up to `as_of_event`, the head."""
+
     budget: str
     as_of_event: str | None
     transactions: list[Transaction]

@@ -36,6 +36,8 @@ OPTIONAL_FIELDS = ("payee", "memo")
 
 
 class EventType(StrEnum):
+    """The three kinds of event; the value is the name the app and the CLI use."""
+
     CREATED = "TransactionCreated"
     UPDATED = "TransactionUpdated"
     DELETED = "TransactionDeleted"

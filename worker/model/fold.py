@@ -18,6 +18,9 @@ from worker.model.events import Event, EventType, check_data
 
 @dataclass(frozen=True, slots=True)
 class Transaction:
+    """A transaction as the fold leaves it; `last_event_id` is the event that last wrote it
+    (I3)."""
+
     transaction_id: str
     date: str
     amount: int

@@ -18,6 +18,9 @@ from worker.model.fold import Transaction
 
 @dataclass(frozen=True, slots=True)
 class MonthSnapshot:
+    """One month's figures: income, expenses, net, totals by category, running balances per
+    account, transaction count, and the event they reflect (`as_of_event`)."""
+
     month: str
     income: int
     expenses: int
