@@ -1,10 +1,10 @@
-# Set-up entry points (../shared/CLI.md): `make dev` and `make test` both run `make setup` first.
+# Set-up entry points (README.md): `make dev` and `make test` both run `make setup` first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup dev test lint bench simulate report clean
+.PHONY: setup dev test lint docs bench simulate report clean
 
 setup: $(STAMP)
 	@$(BIN)/budget-worker local fetch
@@ -28,6 +28,10 @@ lint: setup
 
 test: lint
 	$(BIN)/pytest
+
+# docs/CLI.md is generated from the parser (a test fails when it is out of date).
+docs: setup
+	$(BIN)/python -m worker.cli_reference > docs/CLI.md
 
 bench: setup
 	$(BIN)/python -m benchmarks.projector

@@ -438,6 +438,32 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 # -- parser ---------------------------------------------------------------------------------
 
+BUDGET_HELP = "budget id (at most 128 characters, no control characters)"
+
+# The one JSON document each command prints with --json (shown in --help and docs/CLI.md).
+JSON_OUTPUT = {
+    "tables create": '{"created": [...], "existing": [...]}',
+    "events put": '{"budget", "event_id", "status"} with status created, duplicate or '
+    'reassigned (then also "requested_event_id")',
+    "events import": '{"imported", "duplicate", "reassigned", "failed": [{"line", "error"}]}; '
+    "exit 2 if a line failed validation, 1 if one failed for infrastructure reasons",
+    "events list": '{"budget", "head", "events": [{"event_id", "type", "transaction_id", "data"}]}',
+    "catch-up": '{"budget", "applied", "rejected", "pointer", "head"}',
+    "transactions": '{"budget", "as_of_event", "transactions": [{"transaction_id", "date", '
+    '"amount", "account", "category", "payee", "memo", "last_event_id"}]} sorted by date, then id',
+    "rejected": '{"budget", "rejected": [{"event_id", "reason"}]}',
+    "snapshots": '{"budget", "dirty_months": [...], "snapshots": [{"month", "income", '
+    '"expenses", "net", "by_category", "balances", "transaction_count", "as_of_event", '
+    '"fresh"}]}',
+    "status": '{"budgets": [{"budget", "head", "pointer", "behind", "dirty_months", "rejected"}]}',
+    "replay": '{"shards": [{"shard_id", "old", "new"}]}',
+    "local fetch": '{"path", "java"}',
+    "local start": '{"endpoint_url", "pid"}',
+    "health": '{"healthy", "heartbeat_age_seconds"}',
+    "simulate": '{"runs": [{"backend", "seeds", "first_seed", "ops_per_seed", "seconds", '
+    '"operations", "faults", "checks", "violations"}], "bad_inputs"}',
+}
+
 
 def build_parser() -> Parser:
     parser = Parser(
@@ -456,6 +482,9 @@ def build_parser() -> Parser:
         json_flag: bool = True,
     ) -> Parser:
         sub: Parser = parent.add_parser(name, help=help_text, description=help_text)
+        shape = JSON_OUTPUT.get(sub.prog.removeprefix(f"{parser.prog} "))
+        if shape is not None:
+            sub.epilog = f"--json prints: {shape}"
         if json_flag:
             sub.add_argument(
                 "--json", action="store_true", help="print exactly one JSON document on stdout"
@@ -484,7 +513,7 @@ def build_parser() -> Parser:
         cmd_events_put,
         "persist one event exactly once (retry with the same --event-id)",
     )
-    put.add_argument("budget", type=budget_id)
+    put.add_argument("budget", type=budget_id, help=BUDGET_HELP)
     put.add_argument(
         "--type", required=True, help="TransactionCreated, TransactionUpdated or TransactionDeleted"
     )
@@ -496,31 +525,33 @@ def build_parser() -> Parser:
     )
     imp.add_argument("file", help="JSON lines file, or - for stdin")
     lst = command(events, "list", cmd_events_list, "the budget's events in order")
-    lst.add_argument("budget", type=budget_id)
+    lst.add_argument("budget", type=budget_id, help=BUDGET_HELP)
 
     catch = command(
         commands, "catch-up", cmd_catch_up, "run the projector for one budget until pointer = head"
     )
-    catch.add_argument("budget", type=budget_id)
+    catch.add_argument("budget", type=budget_id, help=BUDGET_HELP)
     txns = command(
         commands,
         "transactions",
         cmd_transactions,
         "validated read of a budget's transactions (exit 3 if stale)",
     )
-    txns.add_argument("budget", type=budget_id)
+    txns.add_argument("budget", type=budget_id, help=BUDGET_HELP)
     txns.add_argument(
         "--no-catch-up",
         action="store_true",
         help="fail with exit 3 instead of catching up when behind",
     )
     rej = command(commands, "rejected", cmd_rejected, "events the projector rejected")
-    rej.add_argument("budget", type=budget_id)
+    rej.add_argument("budget", type=budget_id, help=BUDGET_HELP)
     snaps = command(commands, "snapshots", cmd_snapshots, "monthly snapshots")
-    snaps.add_argument("budget", type=budget_id)
+    snaps.add_argument("budget", type=budget_id, help=BUDGET_HELP)
     snaps.add_argument("--rebuild", action="store_true", help="first rebuild dirty months")
     stat = command(commands, "status", cmd_status, "lag per budget")
-    stat.add_argument("budget", nargs="?", type=budget_id)
+    stat.add_argument(
+        "budget", nargs="?", type=budget_id, help="one budget (default: every budget)"
+    )
 
     local = group("local", "DynamoDB Local, the embedded default")
     command(local, "fetch", cmd_local_fetch, "check Java and cache DynamoDB Local (idempotent)")
