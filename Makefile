@@ -22,9 +22,10 @@ dev: setup
 	$(BIN)/budget-worker dev --demo
 
 lint: setup
-	$(BIN)/ruff check worker tests scripts
-	$(BIN)/ruff format --check worker tests scripts
+	$(BIN)/ruff check worker tests scripts benchmarks docs/examples
+	$(BIN)/ruff format --check worker tests scripts benchmarks docs/examples
 	$(BIN)/mypy
+	$(BIN)/mypy docs/examples
 
 test: lint
 	$(BIN)/pytest

@@ -1,4 +1,4 @@
-"""The CLI contract (../shared/CLI.md), driven as an outside check would: a subprocess per
+"""The CLI contract (docs/CLI.md), driven as an outside check would: a subprocess per
 command, JSON on stdout, exit codes, one-line reasons on stderr, nothing written on bad input."""
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Ambiguity, throttling and conflicts injected at the botocore layer (moto behind it).
 
-The case that matters (DEVELOPERS.md): the server committed, the caller never learned it (its
-process died or it gave up), and a later call retries the same intent. Persist must then find
+The case that matters (docs/ARCHITECTURE.md, "Fault injection"): the server committed, the
+caller never learned it (its process died or it gave up), and a later call retries the same
+intent. Persist must then find
 its own event (I5) and the projector must not apply a step twice (I2).
 """
 

@@ -1,4 +1,4 @@
-"""`budget-worker`: the command-line contract of ../shared/CLI.md, thin over the modules.
+"""`budget-worker`: the command-line contract (docs/CLI.md), thin over the modules.
 
 Exit codes: 0 ok, 1 infrastructure failure after retries, 2 invalid input or usage (one line on
 stderr, nothing written), 3 stale projection. `--json` prints exactly one JSON document.

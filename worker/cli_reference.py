@@ -62,12 +62,13 @@ def _subcommands(parser: argparse.ArgumentParser) -> Iterator[Parser]:
 
 
 def _argument(action: argparse.Action) -> str:
+    metavar = action.metavar if isinstance(action.metavar, str) else None
     if action.option_strings:
         name = ", ".join(f"`{o}`" for o in action.option_strings)
         if action.nargs != 0:
-            name += f" `{action.metavar or action.dest.upper()}`"
+            name += f" `{metavar or action.dest.upper()}`"
     else:
-        name = f"`{(action.metavar or action.dest).upper()}`"
+        name = f"`{(metavar or action.dest).upper()}`"
         if action.nargs == "?":
             name += " (optional)"
     details = [action.help or ""]

@@ -1,7 +1,7 @@
 """Where things live in DynamoDB: keys, item shapes, and conversion to and from domain types.
 
 Pure functions over low-level attribute-value dicts, so that the persist path, the projector,
-the readers and the tests agree on one layout (see ../shared/DESIGN.md, "Tables").
+the readers and the tests agree on one layout (see docs/DESIGN.md, "Tables").
 """
 
 from __future__ import annotations

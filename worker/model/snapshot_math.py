@@ -1,4 +1,4 @@
-"""Monthly snapshot figures, as defined in ../shared/CLI.md ("Snapshot figures"). Pure.
+"""Monthly snapshot figures, as defined in docs/CLI.md ("Conventions"). Pure.
 
 A month's figures need only that month's transactions plus the closing balances of the month
 before, so the rebuilder holds one month in memory at a time; `all_snapshots` is the whole

@@ -172,7 +172,7 @@ def render_report(runs: list[RunSummary], bad_inputs: dict[str, Any] | None) -> 
         "# Reliability report",
         "",
         f"Generated {when} by `budget-worker simulate --report docs/RELIABILITY.md` "
-        "(see `worker/simulation.py` for what a schedule does and what is checked).",
+        "(see `worker/proof/simulation.py` for what a schedule does and what is checked).",
         "",
         "Each seed is one deterministic schedule: writers with skewed clocks (client-held and "
         "generated ids, retries of ambiguous intents, poison events), racing projectors, "
@@ -236,7 +236,7 @@ def render_report(runs: list[RunSummary], bad_inputs: dict[str, Any] | None) -> 
             "## Bad inputs tried",
             "",
             "Every input below got a clear error (the expected exit code or rejection) and "
-            "nothing was written or lost (`worker/bad_inputs.py`).",
+            "nothing was written or lost (`worker/proof/bad_inputs.py`).",
             "",
             "| entry point | inputs | handled as specified |",
             "|---|---|---|",

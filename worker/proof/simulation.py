@@ -5,7 +5,7 @@ readers, the snapshot rebuilder, and the stream record processor), which DynamoD
 and how (refused, throttled, conflict, 5xx, response lost after commit, process crash before
 or after a call), and where one actor is pre-empted by another in the middle of its own calls
 (a botocore hook runs another actor's whole operation before the call goes out). After every
-operation the invariants of ../shared/DESIGN.md are checked against the pure fold; at the end
+operation the invariants of docs/DESIGN.md are checked against the pure fold; at the end
 faults are switched off, one clean catch-up and rebuild must converge everything.
 
 A failing seed is reproduced by `budget-worker simulate --backend B --start SEED --seeds 1`
