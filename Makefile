@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup dev test lint docs bench simulate report clean
+.PHONY: setup dev test lint lint-infra docs bench simulate report clean
 
 setup: $(STAMP)
 	@$(BIN)/budget-worker local fetch
@@ -27,7 +27,19 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/mypy docs/examples
 
-test: lint
+# cfn-lint and checkov (every checkov suppression carries its reason in the template).
+INFRA_VENV := .venv-infra
+$(INFRA_VENV)/.stamp: infra/lint-requirements.txt
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install -q --upgrade pip
+	$(INFRA_VENV)/bin/python -m pip install -q -r infra/lint-requirements.txt
+	@touch $@
+
+lint-infra: $(INFRA_VENV)/.stamp
+	$(INFRA_VENV)/bin/cfn-lint infra/budget-worker.yaml
+	$(INFRA_VENV)/bin/checkov --skip-download --quiet --compact -f infra/budget-worker.yaml
+
+test: lint lint-infra
 	$(BIN)/pytest
 
 # docs/CLI.md is generated from the parser (a test fails when it is out of date).
@@ -44,4 +56,4 @@ report: setup
 	$(BIN)/budget-worker simulate --backend moto --seeds 60 --other-seeds 6 --report docs/RELIABILITY.md
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(INFRA_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

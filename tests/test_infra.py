@@ -91,3 +91,80 @@ def test_task_runs_the_kcl_driver_with_a_health_check() -> None:
         "BUDGET_LEASE_TABLE",
         "BUDGET_RETRY_QUEUE_URL",
     } <= names
+
+
+def _statements() -> list[dict[str, Any]]:
+    role = _template()["Resources"]["TaskRole"]["Properties"]
+    return list(role["Policies"][0]["PolicyDocument"]["Statement"])
+
+
+def test_both_tables_have_point_in_time_recovery_and_deletion_protection() -> None:
+    resources = _template()["Resources"]
+    for name in ("EventsTable", "ProjectionsTable"):
+        table = resources[name]
+        assert table["Properties"]["PointInTimeRecoverySpecification"] == {
+            "PointInTimeRecoveryEnabled": True
+        }, name
+        assert table["Properties"]["DeletionProtectionEnabled"] is True, name
+        assert table["DeletionPolicy"] == "Retain", name
+
+
+def test_events_table_has_the_budgets_index_of_the_code() -> None:
+    events = _template()["Resources"]["EventsTable"]["Properties"]
+    [index] = events["GlobalSecondaryIndexes"]
+    assert index == tables.budgets_index_spec()
+    assert {"AttributeName": layout.BUCKET, "AttributeType": "S"} in events["AttributeDefinitions"]
+
+
+def test_put_metric_data_is_limited_to_the_workers_namespaces() -> None:
+    [statement] = [s for s in _statements() if "cloudwatch:PutMetricData" in str(s["Action"])]
+    namespaces = statement["Condition"]["StringEquals"]["cloudwatch:namespace"]
+    assert namespaces == [{"Ref": "ApplicationName"}, {"Ref": "MetricsNamespace"}]
+    assert statement["Action"] == "cloudwatch:PutMetricData"  # nothing else rides on "*"
+
+
+def test_the_worker_may_read_the_budgets_index_but_scan_nothing() -> None:
+    [read] = [s for s in _statements() if s["Sid"] == "ReadEvents"]
+    assert "dynamodb:Scan" not in read["Action"]
+    assert {"Sub": "${EventsTable.Arn}/index/by_bucket"} in read["Resource"]
+
+
+ALARMS = {
+    # alarm: (namespace, metric)
+    "ProjectionLagAlarm": ({"Ref": "MetricsNamespace"}, "ProjectionLagSeconds"),
+    "RetryQueueAgeAlarm": ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+    "DeadLetterQueueAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+    "DaemonRestartsAlarm": ({"Ref": "MetricsNamespace"}, "DaemonRestarts"),
+    "StreamBehindAlarm": ({"Ref": "ApplicationName"}, "MillisBehindLatest"),
+}
+
+
+def test_alarms_watch_the_right_metrics_and_notify_the_topic() -> None:
+    resources = _template()["Resources"]
+    for name, (namespace, metric) in ALARMS.items():
+        alarm = resources[name]
+        assert alarm["Type"] == "AWS::CloudWatch::Alarm", name
+        props = alarm["Properties"]
+        assert (props["Namespace"], props["MetricName"]) == (namespace, metric), name
+        assert props["AlarmActions"]["If"][0] == "HasAlarmTopic", name
+        for dimension in props.get("Dimensions", []):
+            assert "budget" not in dimension["Name"].lower(), name  # never per budget
+    dlq = resources["DeadLetterQueueAlarm"]["Properties"]
+    assert (dlq["Threshold"], dlq["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert dlq["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"GetAtt": "RetryDeadLetterQueue.QueueName"}}
+    ]
+    assert "AlarmTopicArn" in _template()["Parameters"]
+
+
+def test_every_checkov_suppression_carries_a_reason() -> None:
+    for name, resource in _template()["Resources"].items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert len(skip.get("comment", "")) > 20, (name, skip["id"])
+
+
+def test_container_emits_metrics_in_emf() -> None:
+    [container] = _template()["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert env["BUDGET_METRICS"] == "emf"
+    assert env["BUDGET_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
