@@ -98,6 +98,8 @@ def test_round_trip(cli, budget: str) -> None:
     )
     assert code == 0
     code, status, _ = cli("status", budget, "--json")
+    lag = status["budgets"][0].pop("lag_seconds")
+    assert 0 <= lag < 600  # the age of the first unapplied event, minted moments ago
     assert status == {
         "budgets": [
             {
@@ -157,10 +159,14 @@ def test_round_trip(cli, budget: str) -> None:
             "head": ghost["event_id"],
             "pointer": ghost["event_id"],
             "behind": 0,
+            "lag_seconds": 0.0,
             "dirty_months": ["2026-01"],
             "rejected": 1,
         }
     ]
+    code, behind, _ = cli("status", "--behind", "--json")
+    assert code == 0 and budget not in [b["budget"] for b in behind["budgets"]]
+    assert all(b["behind"] > 0 for b in behind["budgets"])
 
 
 def test_reassigned_put_reports_requested_id(cli, budget: str) -> None:

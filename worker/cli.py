@@ -8,6 +8,7 @@ argparse (not a framework) keeps usage errors at exit 2 and the output fully und
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections.abc import Callable
@@ -78,7 +79,7 @@ def cmd_tables_create(args: argparse.Namespace) -> int:
     result = create_tables(aws.dynamodb(settings), settings)
     _emit(
         args,
-        {"created": result.created, "existing": result.existing},
+        {"created": result.created, "existing": result.existing, "upgraded": result.upgraded},
         lambda: out.print(
             f"created: {', '.join(result.created) or '-'}; "
             f"existing: {', '.join(result.existing) or '-'}"
@@ -259,23 +260,46 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
     return 0
 
 
+STATUS_ROWS_PER_TABLE = 50
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    found = statuses(_store(), args.budget)
+    found = statuses(_store(), args.budget, behind_only=args.behind)
+    if args.json:
+        # Streamed: still exactly one JSON document, but never every budget in memory at once.
+        # Nothing is written before the first status is read (a failure then leaves stdout
+        # empty); a failure later still closes the document, and the exit code says 1.
+        first = next(found, None)
+        sys.stdout.write('{"budgets": [')
+        try:
+            for i, s in enumerate([] if first is None else itertools.chain([first], found)):
+                row = json.dumps(s.as_json(), ensure_ascii=False)
+                sys.stdout.write(("" if i == 0 else ", ") + row)
+        finally:
+            sys.stdout.write("]}\n")
+            sys.stdout.flush()
+        return 0
 
-    def human() -> None:
-        table = Table("budget", "head", "pointer", "behind", "dirty months", "rejected")
-        for s in found:
-            table.add_row(
-                s.budget,
-                s.head or "-",
-                s.pointer or "-",
-                str(s.behind),
-                ", ".join(s.dirty_months),
-                str(s.rejected),
-            )
-        out.print(table)
+    def table() -> Table:
+        return Table("budget", "head", "pointer", "behind", "lag (s)", "dirty months", "rejected")
 
-    _emit(args, {"budgets": [s.as_json() for s in found]}, human)
+    rows, shown = table(), 0
+    for s in found:
+        rows.add_row(
+            s.budget,
+            s.head or "-",
+            s.pointer or "-",
+            str(s.behind),
+            f"{s.lag_seconds:.1f}",
+            ", ".join(s.dirty_months),
+            str(s.rejected),
+        )
+        shown += 1
+        if shown % STATUS_ROWS_PER_TABLE == 0:  # one page at a time: bounded memory
+            out.print(rows)
+            rows = table()
+    if shown == 0 or rows.row_count:
+        out.print(rows)
     return 0
 
 
@@ -442,7 +466,8 @@ BUDGET_HELP = "budget id (at most 128 characters, no control characters)"
 
 # The one JSON document each command prints with --json (shown in --help and docs/CLI.md).
 JSON_OUTPUT = {
-    "tables create": '{"created": [...], "existing": [...]}',
+    "tables create": '{"created": [...], "existing": [...], "upgraded": [...]}; upgraded lists '
+    "changes made to an existing events table (the budgets index, listing buckets)",
     "events put": '{"budget", "event_id", "status"} with status created, duplicate or '
     'reassigned (then also "requested_event_id")',
     "events import": '{"imported", "duplicate", "reassigned", "failed": [{"line", "error"}]}; '
@@ -455,7 +480,8 @@ JSON_OUTPUT = {
     "snapshots": '{"budget", "dirty_months": [...], "snapshots": [{"month", "income", '
     '"expenses", "net", "by_category", "balances", "transaction_count", "as_of_event", '
     '"fresh"}]}',
-    "status": '{"budgets": [{"budget", "head", "pointer", "behind", "dirty_months", "rejected"}]}',
+    "status": '{"budgets": [{"budget", "head", "pointer", "behind", "lag_seconds", '
+    '"dirty_months", "rejected"}]}; lag_seconds is the age of the oldest unapplied event',
     "replay": '{"shards": [{"shard_id", "old", "new"}]}',
     "local fetch": '{"path", "java"}',
     "local start": '{"endpoint_url", "pid"}',
@@ -548,10 +574,16 @@ def build_parser() -> Parser:
     snaps = command(commands, "snapshots", cmd_snapshots, "monthly snapshots")
     snaps.add_argument("budget", type=budget_id, help=BUDGET_HELP)
     snaps.add_argument("--rebuild", action="store_true", help="first rebuild dirty months")
-    stat = command(commands, "status", cmd_status, "lag per budget")
+    stat = command(
+        commands,
+        "status",
+        cmd_status,
+        "lag per budget, in events and seconds (budgets listed from the budgets index)",
+    )
     stat.add_argument(
         "budget", nargs="?", type=budget_id, help="one budget (default: every budget)"
     )
+    stat.add_argument("--behind", action="store_true", help="only budgets with behind > 0")
 
     local = group("local", "DynamoDB Local, the embedded default")
     command(local, "fetch", cmd_local_fetch, "check Java and cache DynamoDB Local (idempotent)")

@@ -227,10 +227,16 @@ class Persister:
                 "Update": {
                     "TableName": self.store.events_table,
                     "Key": layout.key(event.budget, layout.HEAD_SK),
-                    "UpdateExpression": "SET last_event_id = :e",
+                    # The bucket is set by the budget's first event and never changes, so the
+                    # budgets index is written once per budget (layout.BUDGETS_INDEX).
+                    "UpdateExpression": "SET last_event_id = :e, #b = if_not_exists(#b, :b)",
                     "ConditionExpression": "attribute_not_exists(last_event_id) "
                     "OR last_event_id < :e",
-                    "ExpressionAttributeValues": {":e": layout.s(event.event_id)},
+                    "ExpressionAttributeNames": {"#b": layout.BUCKET},
+                    "ExpressionAttributeValues": {
+                        ":e": layout.s(event.event_id),
+                        ":b": layout.s(layout.bucket_of(event.budget)),
+                    },
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             },

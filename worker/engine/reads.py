@@ -6,7 +6,7 @@ reason about "what is committed now", which eventually consistent reads cannot t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -170,16 +170,21 @@ class Store:
             for i in self.prefix_items(self.projections_table, budget, layout.DIRTY_PREFIX)
         ]
 
-    def budgets(self) -> list[str]:
-        """Every budget with at least one persisted event (a scan: for `status` only)."""
-        found: set[str] = set()
-        for page in self.pages(
-            "Scan events for budgets",
-            self.client.scan,
-            TableName=self.events_table,
-            FilterExpression="sk = :head",
-            ExpressionAttributeValues={":head": layout.s(layout.HEAD_SK)},
-            ProjectionExpression="pk",
-        ):
-            found.update(i["pk"]["S"] for i in page.get("Items", []))
-        return sorted(found)
+    def budgets(self, buckets: Iterable[str] | None = None) -> Iterator[str]:
+        """Every budget with at least one persisted event, bucket by bucket, page by page.
+
+        Reads only the sparse budgets index (one key per budget), never an event item, and
+        holds one page at a time, so listing millions of budgets costs memory for one page.
+        The index is eventually consistent: a budget whose first event is a moment old may be
+        missing, which is harmless for its callers (its stream record is on its way).
+        """
+        for bucket in layout.all_buckets() if buckets is None else buckets:
+            for item in self.query(
+                f"Query budgets bucket {bucket}",
+                TableName=self.events_table,
+                IndexName=layout.BUDGETS_INDEX,
+                KeyConditionExpression="#b = :b",
+                ExpressionAttributeNames={"#b": layout.BUCKET},
+                ExpressionAttributeValues={":b": layout.s(bucket)},
+            ):
+                yield item[layout.PK]["S"]

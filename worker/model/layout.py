@@ -7,6 +7,7 @@ the readers and the tests agree on one layout (see docs/DESIGN.md, "Tables").
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 from worker.model.events import Event, EventType, canonical_json
@@ -27,6 +28,23 @@ REJECTED_PREFIX = "REJECTED#"
 BY_DATE_INDEX = "by_date"
 DATE_KEY = "date_key"
 LAST_EVENT_ID = "last_event_id"
+# Global secondary index of the events table listing budgets. Only the head item carries
+# `bucket`, so the index is sparse (one entry per budget), and the attribute never changes once
+# set, so it costs one index write per budget, not one per event. Buckets spread the index's
+# partitions (one value would make a hot partition at millions of budgets) and let a sweep list
+# them in independent slices.
+BUDGETS_INDEX = "by_bucket"
+BUCKET = "bucket"
+BUCKETS = 64
+
+
+def bucket_of(budget: str) -> str:
+    """The budget's listing bucket: a stable hash (crc32, not Python's salted `hash`)."""
+    return f"{zlib.crc32(budget.encode('utf-8')) % BUCKETS:02d}"
+
+
+def all_buckets() -> list[str]:
+    return [f"{b:02d}" for b in range(BUCKETS)]
 
 
 def s(value: str) -> dict[str, str]:
