@@ -58,6 +58,16 @@ def budget_id(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return number
+
+
 def _emit(args: argparse.Namespace, document: dict[str, Any], human: Callable[[], None]) -> None:
     if args.json:
         sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
@@ -151,6 +161,10 @@ def cmd_events_list(args: argparse.Namespace) -> int:
 
 
 def cmd_catch_up(args: argparse.Namespace) -> int:
+    if args.all == (args.budget is not None):
+        raise UsageError("budget-worker catch-up: give either BUDGET or --all")
+    if args.all:
+        return _sweep(args)
     result = Projector(_store()).catch_up(args.budget)
     _emit(
         args,
@@ -161,6 +175,48 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
         ),
     )
     return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from worker.engine.snapshots import Rebuilder
+    from worker.engine.sweep import SweepResult, sweep
+    from worker.stream.runtime import catch_up_then_rebuild
+
+    settings = Settings.from_env()
+    store = Store.from_settings(aws.dynamodb(settings), settings)
+    workers = args.parallel or settings.concurrency
+    handle = catch_up_then_rebuild(Projector(store), Rebuilder(store))
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=args.json or not sys.stderr.isatty(),
+    )
+    with bar:
+        task = bar.add_task("listing budgets")
+
+        def progress(total: SweepResult) -> None:
+            bar.update(
+                task,
+                description=f"{total.budgets} budgets, {total.behind} behind, "
+                f"{total.applied} applied, {len(total.failed)} failed",
+            )
+
+        result = sweep(store, handle, workers=workers, progress=progress)
+
+    def human() -> None:
+        out.print(
+            f"swept {result.budgets} budgets: {result.behind} behind, applied {result.applied}, "
+            f"rejected {result.rejected}, failed {len(result.failed)}"
+        )
+        for failure in result.failed:
+            out.print(f"  {failure.budget}: {failure.error}", style="red", markup=False)
+
+    _emit(args, result.as_json(), human)
+    return 1 if result.failed else 0
 
 
 def cmd_transactions(args: argparse.Namespace) -> int:
@@ -473,7 +529,8 @@ JSON_OUTPUT = {
     "events import": '{"imported", "duplicate", "reassigned", "failed": [{"line", "error"}]}; '
     "exit 2 if a line failed validation, 1 if one failed for infrastructure reasons",
     "events list": '{"budget", "head", "events": [{"event_id", "type", "transaction_id", "data"}]}',
-    "catch-up": '{"budget", "applied", "rejected", "pointer", "head"}',
+    "catch-up": '{"budget", "applied", "rejected", "pointer", "head"}; with --all: '
+    '{"budgets", "behind", "applied", "rejected", "failed": [{"budget", "error"}]}',
     "transactions": '{"budget", "as_of_event", "transactions": [{"transaction_id", "date", '
     '"amount", "account", "category", "payee", "memo", "last_event_id"}]} sorted by date, then id',
     "rejected": '{"budget", "rejected": [{"event_id", "reason"}]}',
@@ -554,9 +611,24 @@ def build_parser() -> Parser:
     lst.add_argument("budget", type=budget_id, help=BUDGET_HELP)
 
     catch = command(
-        commands, "catch-up", cmd_catch_up, "run the projector for one budget until pointer = head"
+        commands,
+        "catch-up",
+        cmd_catch_up,
+        "run the projector for one budget until pointer = head, or for every budget behind",
     )
-    catch.add_argument("budget", type=budget_id, help=BUDGET_HELP)
+    catch.add_argument("budget", nargs="?", type=budget_id, help=BUDGET_HELP)
+    catch.add_argument(
+        "--all",
+        action="store_true",
+        help="the sweep: every budget that is behind, found through the budgets index "
+        "(recovery after an outage longer than the stream's retention); exit 1 if any failed",
+    )
+    catch.add_argument(
+        "--parallel",
+        type=positive_int,
+        metavar="N",
+        help="with --all: budgets at once (default BUDGET_CONCURRENCY)",
+    )
     txns = command(
         commands,
         "transactions",

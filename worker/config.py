@@ -7,6 +7,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from worker.errors import InvalidInput
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -30,6 +32,8 @@ class Settings:
     read_timeout: float = 10.0
     # Attempts of botocore's standard retry mode (throttling, 5xx, transient network errors).
     sdk_max_attempts: int = 5
+    # Budgets handled at once (the sweep; BUDGET_CONCURRENCY).
+    concurrency: int = 8
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -44,7 +48,21 @@ class Settings:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or cls.region,
             endpoint_url=ddb,
             streams_endpoint_url=env.get("AWS_ENDPOINT_URL_DYNAMODB_STREAMS") or ddb,
+            concurrency=_positive(env, "BUDGET_CONCURRENCY", cls.concurrency),
         )
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise InvalidInput(f"{name} must be at least 1, not {value}")
+    return value
 
 
 @contextmanager

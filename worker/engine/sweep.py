@@ -1,0 +1,142 @@
+"""The sweep (`catch-up --all`): catch up every budget that is behind, found without the stream.
+
+This is the recovery after an outage longer than the stream's retention (records expired, so
+nothing would ever name those budgets again), after a projection rebuild into a fresh table,
+and after any doubt. Budgets come from the sparse budgets index one page at a time; each is
+checked with two strongly consistent reads (pointer, head) and only a budget that is behind is
+caught up. Work runs on a bounded pool with a bounded window of budgets in flight, so memory
+does not grow with the number of budgets. A failed budget is reported and the others go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker import logs
+from worker.engine.projector import CatchUpResult
+from worker.engine.reads import Store
+from worker.engine.status import is_behind
+from worker.errors import BudgetWorkerError
+
+log = logs.get(__name__)
+
+# Budgets in flight per worker thread: enough to keep every thread busy, few enough that a
+# listing of millions of budgets never sits in memory.
+WINDOW_PER_WORKER = 4
+
+
+@dataclass(frozen=True, slots=True)
+class SweepFailure:
+    """A budget the sweep could not catch up, and why (the others were still swept)."""
+
+    budget: str
+    error: str
+
+
+@dataclass(slots=True)
+class SweepResult:
+    """What one sweep found and did: budgets listed, how many were behind, events applied and
+    rejected, and the budgets that failed."""
+
+    budgets: int = 0
+    behind: int = 0
+    applied: int = 0
+    rejected: int = 0
+    failed: list[SweepFailure] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "budgets": self.budgets,
+            "behind": self.behind,
+            "applied": self.applied,
+            "rejected": self.rejected,
+            "failed": [{"budget": f.budget, "error": f.error} for f in self.failed],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    budget: str
+    behind: bool
+    result: CatchUpResult | None = None
+    error: str | None = None
+
+
+def _one(store: Store, handle: Callable[[str], CatchUpResult], budget: str) -> _Outcome:
+    try:
+        if not is_behind(store, budget):
+            return _Outcome(budget, behind=False)
+        return _Outcome(budget, behind=True, result=handle(budget))
+    except BudgetWorkerError as exc:
+        return _Outcome(budget, behind=True, error=str(exc))
+    except Exception as exc:  # a botocore error that escaped the retries: report, go on
+        return _Outcome(budget, behind=True, error=f"{type(exc).__name__}: {exc}")
+
+
+def bounded_map(
+    fn: Callable[[str], _Outcome], items: Iterable[str], workers: int
+) -> Iterator[_Outcome]:
+    """fn over items on `workers` threads, at most `workers * WINDOW_PER_WORKER` in flight,
+    yielding results as they complete (order is not kept)."""
+    window = max(1, workers) * WINDOW_PER_WORKER
+    source = iter(items)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sweep") as pool:
+        running: set[Future[_Outcome]] = set()
+        exhausted = False
+        while running or not exhausted:
+            while not exhausted and len(running) < window:
+                item = next(source, None)
+                if item is None:
+                    exhausted = True
+                else:
+                    running.add(pool.submit(fn, item))
+            if not running:
+                break
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+
+
+def sweep(
+    store: Store,
+    handle: Callable[[str], CatchUpResult],
+    *,
+    workers: int,
+    budgets: Iterable[str] | None = None,
+    progress: Callable[[SweepResult], None] | None = None,
+) -> SweepResult:
+    """Catch up every budget that is behind.
+
+    Args:
+        store: where the budgets, heads and pointers are read.
+        handle: what to do with a budget that is behind (catch up, then rebuild snapshots).
+        workers: budgets handled at once.
+        budgets: the budgets to consider (default: every budget, from the budgets index).
+        progress: called after each budget with the running totals.
+    """
+    total = SweepResult()
+    listing = store.budgets() if budgets is None else budgets
+    for outcome in bounded_map(lambda b: _one(store, handle, b), listing, workers):
+        total.budgets += 1
+        if outcome.behind:
+            total.behind += 1
+        if outcome.result is not None:
+            total.applied += outcome.result.applied
+            total.rejected += outcome.result.rejected
+        if outcome.error is not None:
+            total.failed.append(SweepFailure(outcome.budget, outcome.error))
+            log.warning("sweep: budget failed", budget=outcome.budget, error=outcome.error)
+        if progress is not None:
+            progress(total)
+    total.failed.sort(key=lambda f: f.budget)
+    log.info(
+        "sweep finished",
+        budgets=total.budgets,
+        behind=total.behind,
+        applied=total.applied,
+        failed=len(total.failed),
+    )
+    return total
