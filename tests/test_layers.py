@@ -21,6 +21,7 @@ RANKS = {
     "worker.errors": 0,
     "worker.config": 0,
     "worker.logs": 0,
+    "worker.metrics": 0,
     "worker.model": 1,
     "worker.engine": 2,
     "worker.stream": 3,

@@ -33,6 +33,7 @@ from worker.engine.failures import (
 )
 from worker.engine.reads import Store
 from worker.errors import InfrastructureError
+from worker.model.events import event_age_seconds
 from worker.model.fold import Change, ChangeKind, Transaction, decide
 from worker.model.step import POINTER_INDEX, TRANSACTION_INDEX, step_items
 
@@ -61,6 +62,10 @@ class CatchUpResult:
     pointer: str | None = None
     head: str | None = None
     applied_ids: list[str] = field(default_factory=list)
+    # For the operator's metrics: steps lost to a racing projector, and the age (seconds, from
+    # its ULID) of the oldest unapplied event when this catch-up started (None: was current).
+    conflicts: int = 0
+    lag_seconds: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +83,7 @@ class Projector:
     backoff: Backoff = field(default_factory=lambda: Backoff(attempts=10))
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
+    clock: Callable[[], float] = time.time
 
     def catch_up(self, budget: str) -> CatchUpResult:
         """Apply every event up to the head (re-read at the end, so events persisted during
@@ -96,6 +102,8 @@ class Projector:
                     f"budget {budget!r}: head is {head} but no event after pointer {pointer} "
                     "was found; the events table is inconsistent"
                 )
+            if result.lag_seconds is None:
+                result.lag_seconds = event_age_seconds(page[0].event_id, self.clock())
             for event in page:
                 tid = event.transaction_id
                 if tid not in cache:
@@ -116,6 +124,7 @@ class Projector:
                 if outcome in (StepOutcome.POINTER_MOVED, StepOutcome.ITEM_AHEAD):
                     # Another projector is ahead: let it run (a short random pause) rather
                     # than race it for every following step.
+                    result.conflicts += 1
                     self.sleep(self.rng.uniform(0, RACE_PAUSE_SECONDS))
                     pointer = self.store.pointer(budget)
                     cache.clear()

@@ -8,9 +8,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ulid import ULID
-
 from worker.engine.reads import Store
+from worker.model.events import event_age_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +35,6 @@ class BudgetStatus:
             "dirty_months": self.dirty_months,
             "rejected": self.rejected,
         }
-
-
-def event_age_seconds(event_id: str, now: float) -> float:
-    """Seconds since the event's ULID was minted (0 for an id minted in the future)."""
-    return max(0.0, round(now - ULID.from_str(event_id).timestamp, 3))
 
 
 def lag_seconds(

@@ -223,3 +223,8 @@ def build_event(
         transaction_id=check_identifier("transaction id", transaction_id),
         data=check_data(kind, data),
     )
+
+
+def event_age_seconds(event_id: str, now: float) -> float:
+    """Seconds since the event's ULID was minted (0 for an id minted in the future)."""
+    return max(0.0, round(now - ULID.from_str(event_id).timestamp, 3))

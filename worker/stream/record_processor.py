@@ -22,7 +22,7 @@ from typing import Any, NoReturn, Protocol
 from amazon_kclpy.kcl import CheckpointError
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
-from worker import logs
+from worker import logs, metrics
 from worker.errors import InvalidInput
 from worker.stream.records import budget_of
 
@@ -83,6 +83,7 @@ class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
                 return
             last = records[-1]
             if self.pending:
+                metrics.current().count("CheckpointsHeld")
                 self.log.error(
                     "not checkpointing: budgets neither caught up nor queued",
                     pending=sorted(self.pending),
@@ -94,6 +95,8 @@ class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
             )
         except Exception:
             self._die("unexpected error while processing records")
+        finally:
+            metrics.current().flush()  # once per batch, never per event
 
     def lease_lost(self, lease_lost_input: Any) -> None:
         # Another worker owns the shard now and re-reads it from the last checkpoint.
@@ -139,6 +142,8 @@ class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
             self.log.info("shutdown requested, checkpointed for handoff")
         except Exception:
             self._die("unexpected error at shutdown request")
+        finally:
+            metrics.current().flush()
 
     # -- work -------------------------------------------------------------------------------
 
@@ -168,9 +173,12 @@ class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
             result = self.catch_up(budget)
         except Exception as exc:
             reason = str(exc)
+            metrics.current().count("CatchUpFailures")
             self.log.warning("catch-up failed", budget=budget, error=reason)
         else:
             self.pending.pop(budget, None)
+            if hasattr(result, "applied"):
+                metrics.record_catch_up(metrics.current(), result)
             details = result.as_json() if hasattr(result, "as_json") else {}
             details["budget"] = budget
             self.log.info("budget caught up", **details)
@@ -181,6 +189,7 @@ class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
             except Exception as exc:
                 self.log.error("enqueue failed", budget=budget, error=str(exc))
             else:
+                metrics.current().count("BudgetsQueued")
                 self.pending.pop(budget, None)
                 return
         self.pending[budget] = reason

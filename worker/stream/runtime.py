@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from worker import logs
+from worker import logs, metrics
 from worker.config import Settings
 from worker.engine import aws
 from worker.engine.projector import CatchUpResult, Projector
@@ -57,6 +57,7 @@ def run_kcl_processor(settings: Settings) -> None:
     """The executable the MultiLangDaemon spawns: MultiLang protocol on stdin/stdout."""
     from amazon_kclpy.kcl import KCLProcess
 
+    metrics.configure(child=True)  # figures go to `run` through the supervisor channel
     processor = record_processor(settings)
     log.info("kcl-processor started", retry_queue=bool(settings.retry_queue_url))
     KCLProcess(processor, input_file=sys.stdin, output_file=sys.stdout, error_file=sys.stderr).run()
