@@ -67,7 +67,7 @@ def _argument(action: argparse.Action) -> str:
         if action.nargs != 0:
             name += f" `{action.metavar or action.dest.upper()}`"
     else:
-        name = f"`{(action.metavar or action.dest).upper()}`"
+        name = f"`{str(action.metavar or action.dest).upper()}`"
         if action.nargs == "?":
             name += " (optional)"
     details = [action.help or ""]
