@@ -14,19 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from worker.config import KclSettings, read_properties
 from worker.stream import health
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _properties(name: str) -> dict[str, str]:
-    out = {}
-    for line in (ROOT / "properties" / name).read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            out[key.strip()] = value.strip()
-    return out
+    return read_properties(ROOT / "properties" / name)
 
 
 def test_dockerfile_lints_clean() -> None:
@@ -50,7 +45,7 @@ def test_properties_spawn_our_processor(name: str) -> None:
     props = _properties(name)
     assert props["executableName"] == "budget-worker kcl-processor"
     for key in (
-        "applicationName",
+        "tableName",
         "streamName",
         "AwsCredentialsProvider",
         "regionName",
@@ -59,6 +54,10 @@ def test_properties_spawn_our_processor(name: str) -> None:
     ):
         assert props.get(key), key
     assert props["initialPositionInStream"] == "TRIM_HORIZON"
+    # The application name is derived from the lease table, never pinned in a shared file
+    # (a pinned one would be shared by every deployment that overrides only the lease table).
+    assert "applicationName" not in props
+    assert KclSettings.resolve(props, {}).application_name == props["tableName"]
 
 
 def test_launcher_uses_the_adapter_scheduler_and_bridges_the_processor() -> None:
