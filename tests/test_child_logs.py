@@ -142,6 +142,23 @@ def test_run_logs_each_child_line_at_its_own_level(run_output: io.StringIO) -> N
     assert lines[1]["timestamp"] != "then"
 
 
+def test_a_child_traceback_survives_a_console_run() -> None:
+    out = io.StringIO()
+    logs.configure("info", json_lines=False)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=out))
+    try:
+        forward(
+            {
+                "event": "catch-up crashed",
+                "level": "error",
+                "exception": [{"exc_type": "ValueError", "exc_value": "bad", "frames": []}],
+            }
+        )
+    finally:
+        logs.configure("warning")
+    assert "catch-up crashed" in out.getvalue() and "ValueError" in out.getvalue()
+
+
 def test_other_documents_become_whole_lines_on_run_stdout() -> None:
     out = io.StringIO()
     forward({"_aws": {"CloudWatchMetrics": []}, "EventsApplied": 3}, output=out)

@@ -114,6 +114,9 @@ def forward(document: dict[str, Any], *, output: TextIO | None = None) -> None:
         event = str(fields.pop("event"))
         fields.pop("timestamp", None)  # `run` stamps it again on arrival
         fields.setdefault("source", "kcl-processor")
+        if not isinstance(fields.get("exception", ""), str):
+            # The child's structured traceback: text, which every renderer of `run` accepts.
+            fields["exception"] = json.dumps(fields["exception"], indent=1)
         logs.get("kcl-processor").log(level, event, **fields)
         return
     out = sys.stdout if output is None else output
