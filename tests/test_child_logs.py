@@ -142,6 +142,21 @@ def test_run_logs_each_child_line_at_its_own_level(run_output: io.StringIO) -> N
     assert lines[1]["timestamp"] != "then"
 
 
+def test_child_lines_come_out_of_run_with_their_level(
+    ddb_settings: Settings, store: Store, budget: str, tmp_path: Path, run_output: io.StringIO
+) -> None:
+    """The whole path: child -> channel -> `run`'s own log output."""
+    with SupervisorChannel(forward) as channel:
+        drive(child_env(ddb_settings, channel.path), tmp_path / "stderr", store, budget)
+    # Closing the channel handles everything that arrived before it closed.
+    lines = [json.loads(line) for line in run_output.getvalue().splitlines()]
+    from_child = {d["event"]: d for d in lines if d.get("source") == "kcl-processor"}
+    assert from_child["budget caught up"]["level"] == "info"
+    assert from_child["budget caught up"]["budget"] == budget
+    assert from_child["lease lost"]["level"] == "warning"
+    assert (tmp_path / "stderr").read_text() == ""
+
+
 def test_a_child_traceback_survives_a_console_run() -> None:
     out = io.StringIO()
     logs.configure("info", json_lines=False)
