@@ -8,7 +8,7 @@ WORKDIR /build
 COPY launcher/pom.xml ./
 RUN mvn -q -B dependency:go-offline
 COPY launcher/src ./src
-RUN mvn -q -B -o package -DskipTests
+RUN mvn -q -B package
 
 # --- 2. the Python worker in a virtualenv ------------------------------------------------------
 FROM python:3.11.11-slim-bookworm AS python

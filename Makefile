@@ -7,6 +7,7 @@ STAMP := $(VENV)/.setup-stamp
 .PHONY: setup dev test lint lint-infra docs bench simulate report clean
 
 setup: $(STAMP)
+	@command -v javac >/dev/null 2>&1 || { echo "make setup: javac is required (a JDK 17+, e.g. apt-get install openjdk-17-jdk-headless): the tests compile the launcher's LauncherConfig" >&2; exit 1; }
 	@$(BIN)/budget-worker local fetch
 
 # Re-run only when the project's dependency declarations change (quick otherwise).

@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.table import Table
 
-from worker import logs
+from worker import logs, metrics
 from worker.config import Settings
 from worker.engine import aws
 from worker.engine.failures import error_code
@@ -398,6 +398,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     run.install_signal_handlers(stop)
     settings = Settings.from_env()
+    # EMF documents on this process's stdout: its own, and its children's via the channel.
+    metrics.configure()
     if args.driver == "kcl":
         return run.run_kcl(settings, stop)
     run.run_local(settings, stop)

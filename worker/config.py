@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from worker.errors import InvalidInput
 
@@ -38,18 +40,207 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        generic = env.get("AWS_ENDPOINT_URL") or None
-        ddb = env.get("AWS_ENDPOINT_URL_DYNAMODB") or generic
+        kcl = KclSettings.resolve({}, env, check=False)
         return cls(
-            events_table=env.get("BUDGET_EVENTS_TABLE") or cls.events_table,
-            projections_table=env.get("BUDGET_PROJECTIONS_TABLE") or cls.projections_table,
-            lease_table=env.get("BUDGET_LEASE_TABLE") or cls.lease_table,
-            retry_queue_url=env.get("BUDGET_RETRY_QUEUE_URL") or None,
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or cls.region,
-            endpoint_url=ddb,
-            streams_endpoint_url=env.get("AWS_ENDPOINT_URL_DYNAMODB_STREAMS") or ddb,
+            events_table=kcl.events_table,
+            projections_table=_first(env.get("BUDGET_PROJECTIONS_TABLE")) or cls.projections_table,
+            lease_table=kcl.lease_table,
+            retry_queue_url=_first(env.get("BUDGET_RETRY_QUEUE_URL")),
+            region=kcl.region,
+            endpoint_url=kcl.dynamodb_endpoint,
+            streams_endpoint_url=kcl.streams_endpoint,
             concurrency=_positive(env, "BUDGET_CONCURRENCY", cls.concurrency),
         )
+
+    def with_kcl(self, kcl: KclSettings) -> Settings:
+        """These settings where the KCL launcher's resolution (properties file included) says."""
+        return replace(
+            self,
+            events_table=kcl.events_table,
+            lease_table=kcl.lease_table,
+            region=kcl.region,
+            endpoint_url=kcl.dynamodb_endpoint,
+            streams_endpoint_url=kcl.streams_endpoint,
+        )
+
+
+class KclConfigError(InvalidInput):
+    """The KCL configuration would run, but not safely (for example two deployments sharing
+    KCL 3's leader lock); the message says what to change."""
+
+
+COORDINATOR_STATE_SUFFIX = "-CoordinatorState"
+WORKER_METRICS_SUFFIX = "-WorkerMetricStats"
+
+
+@dataclass(frozen=True)
+class KclSettings:
+    """What the production path runs against, resolved from a KCL properties file and the
+    environment by the one rule the Java launcher applies too
+    (`launcher/.../LauncherConfig.java`; `tests/test_launcher_config.py` runs both over the
+    same cases): the service-specific endpoint variable, then `AWS_ENDPOINT_URL`, then the file
+    (the streams endpoint finally falls back to the DynamoDB one: DynamoDB Local serves both);
+    `AWS_REGION`, `AWS_DEFAULT_REGION`, then the file; `BUDGET_*` table names, then the file.
+
+    The KCL application name is the lease table's name: KCL 3 names its leader-lock and
+    worker-metrics tables `<applicationName>-CoordinatorState` / `-WorkerMetricStats`, so
+    deployments with their own lease tables can never share them. An explicit
+    `BUDGET_KCL_APPLICATION_NAME` (or `applicationName` in the file) that disagrees is refused.
+    """
+
+    region: str = "us-east-1"
+    dynamodb_endpoint: str | None = None
+    streams_endpoint: str | None = None
+    events_table: str = "budget-events"
+    lease_table: str = "budget-worker"
+    stream_arn: str | None = None
+
+    @property
+    def application_name(self) -> str:
+        return self.lease_table
+
+    @property
+    def coordinator_state_table(self) -> str:
+        return self.application_name + COORDINATOR_STATE_SUFFIX
+
+    @property
+    def worker_metrics_table(self) -> str:
+        return self.application_name + WORKER_METRICS_SUFFIX
+
+    @classmethod
+    def resolve(
+        cls, properties: Mapping[str, str], env: Mapping[str, str], *, check: bool = True
+    ) -> KclSettings:
+        """`check=False` skips the refusals (commands other than the KCL worker never run
+        KCL, so a KCL-only mistake must not stop them)."""
+        generic = env.get("AWS_ENDPOINT_URL")
+        ddb = _first(
+            env.get("AWS_ENDPOINT_URL_DYNAMODB"), generic, properties.get("dynamoDbEndpoint")
+        )
+        streams = _first(
+            env.get("AWS_ENDPOINT_URL_DYNAMODB_STREAMS"),
+            generic,
+            properties.get("dynamoDbStreamsEndpoint"),
+            ddb,
+        )
+        lease = (
+            _first(env.get("BUDGET_LEASE_TABLE"), properties.get("tableName")) or cls.lease_table
+        )
+        resolved = cls(
+            region=_first(
+                env.get("AWS_REGION"), env.get("AWS_DEFAULT_REGION"), properties.get("regionName")
+            )
+            or cls.region,
+            dynamodb_endpoint=ddb,
+            streams_endpoint=streams,
+            events_table=_first(env.get("BUDGET_EVENTS_TABLE"), properties.get("eventsTableName"))
+            or cls.events_table,
+            lease_table=lease,
+            stream_arn=_first(env.get("BUDGET_STREAM_ARN"), properties.get("dynamoDbStreamArn")),
+        )
+        if not check:
+            return resolved
+        from_env = _first(env.get("BUDGET_KCL_APPLICATION_NAME"))
+        explicit = from_env or _first(properties.get("applicationName"))
+        if explicit is not None and explicit != lease:
+            source = "BUDGET_KCL_APPLICATION_NAME" if from_env else "applicationName (properties)"
+            raise KclConfigError(
+                f"KCL application name {explicit} ({source}) differs from the lease table "
+                f"{lease}: KCL 3 names its leader-lock and worker-metrics tables after the "
+                "application, so deployments with their own lease tables would share them; "
+                f"unset {source} (it is derived from the lease table) or make it equal "
+                "BUDGET_LEASE_TABLE"
+            )
+        for key, derived in (
+            ("coordinatorStateTableName", resolved.coordinator_state_table),
+            ("workerMetricsTableName", resolved.worker_metrics_table),
+        ):
+            value = _first(properties.get(key))
+            if value is not None and value != derived:
+                raise KclConfigError(
+                    f"{key} = {value} in the properties file: this launcher names that table "
+                    f"{derived} (after the lease table); remove the key"
+                )
+        return resolved
+
+    def as_env(self) -> dict[str, str]:
+        """The resolution as environment variables: handed to the launcher, and through it to
+        every `kcl-processor`, so the daemon and its children cannot disagree."""
+        env = {
+            "AWS_REGION": self.region,
+            "BUDGET_EVENTS_TABLE": self.events_table,
+            "BUDGET_LEASE_TABLE": self.lease_table,
+            "BUDGET_KCL_APPLICATION_NAME": self.application_name,
+        }
+        if self.dynamodb_endpoint:
+            env["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_endpoint
+        if self.streams_endpoint:
+            env["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] = self.streams_endpoint
+        if self.stream_arn:
+            env["BUDGET_STREAM_ARN"] = self.stream_arn
+        return env
+
+    def as_dict(self) -> dict[str, str | None]:
+        """The keys `LauncherConfig --print-resolved` prints."""
+        return {
+            "region": self.region,
+            "dynamodb_endpoint": self.dynamodb_endpoint,
+            "streams_endpoint": self.streams_endpoint,
+            "events_table": self.events_table,
+            "lease_table": self.lease_table,
+            "stream_arn": self.stream_arn,
+            "application_name": self.application_name,
+            "coordinator_state_table": self.coordinator_state_table,
+            "worker_metrics_table": self.worker_metrics_table,
+        }
+
+
+def _first(*values: str | None) -> str | None:
+    """The first value that is not blank, stripped (blank counts as absent on both sides)."""
+    for value in values:
+        if value is not None and value.strip():
+            return value.strip()
+    return None
+
+
+_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
+_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\(.)", re.DOTALL)
+_KEY_VALUE = re.compile(r"((?:[^\\=:\s]|\\.)*)\s*[=:]?\s*(.*)$", re.DOTALL)
+
+
+def read_properties(path: str | Path) -> dict[str, str]:
+    """A Java `.properties` file as `java.util.Properties.load` reads it (`#`/`!` comments;
+    `=`, `:` or whitespace between key and value; backslash continuations and escapes), so the
+    Python side sees exactly the keys and values the launcher sees."""
+    logical: list[str] = []
+    pending: str | None = None
+    for raw in Path(path).read_text(encoding="latin-1").splitlines():
+        line = raw.lstrip(" \t\f")
+        if pending is None and (not line or line[0] in "#!"):
+            continue
+        if (len(line) - len(line.rstrip("\\"))) % 2 == 1:  # an odd backslash run continues
+            pending = (pending or "") + line[:-1]
+            continue
+        logical.append((pending or "") + line)
+        pending = None
+    if pending is not None:
+        logical.append(pending)
+    out: dict[str, str] = {}
+    for line in logical:
+        match = _KEY_VALUE.match(line)
+        assert match is not None  # the pattern matches every string
+        out[_unescape(match.group(1))] = _unescape(match.group(2))
+    return out
+
+
+def _unescape(text: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            return chr(int(match.group(1), 16))
+        char = match.group(2)
+        return _ESCAPES.get(char, char)
+
+    return _ESCAPE.sub(one, text)
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

@@ -27,6 +27,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from worker import logs
+
 # Every metric the worker emits, with its unit.
 COUNTS = (
     "EventsApplied",  # events applied to a projection
@@ -39,7 +41,7 @@ COUNTS = (
 )
 SECONDS = ("ProjectionLagSeconds",)  # age of the oldest unapplied event when a catch-up starts
 SERVICE = "budget-worker"
-CHANNEL_ENV = "BUDGET_SUPERVISOR_CHANNEL"
+CHANNEL_ENV = logs.CHANNEL_ENV  # set by `run` for its children
 
 Sink = Callable[[dict[str, Any]], None]
 

@@ -3,7 +3,8 @@
 - `--driver local`: the local stream driver (DynamoDB Local's stream, single process).
 - `--driver kcl`: supervises the Java MultiLangDaemon launcher (KCL 3.x + DynamoDB Streams
   Kinesis Adapter 2.x), which spawns `budget-worker kcl-processor` per shard.
-Either way, if `BUDGET_RETRY_QUEUE_URL` is set, this process also consumes the retry queue.
+Either way, if `BUDGET_RETRY_QUEUE_URL` is set, this process also consumes the retry queue,
+and the children log through this process (`supervisor_channel`), each line with its level.
 SIGTERM/SIGINT stop gracefully: shards get `shutdownRequested` (a last checkpoint) first.
 """
 
@@ -14,17 +15,19 @@ import shutil
 import signal
 import subprocess
 import threading
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from worker import logs
-from worker.config import Settings
+from worker import logs, metrics
+from worker.config import KclSettings, Settings, read_properties
 from worker.engine import aws
 from worker.errors import InvalidInput
 from worker.stream import health
 from worker.stream.local_driver import DriverConfig, LocalDriver
 from worker.stream.retry_queue import consume
 from worker.stream.runtime import budget_handler, retry_queue
+from worker.stream.supervisor_channel import SupervisorChannel, forward
 
 log = logs.get(__name__)
 
@@ -64,16 +67,25 @@ def run_local(
     settings: Settings, stop: threading.Event, config: DriverConfig | None = None
 ) -> None:
     queue_thread = start_queue_consumer(settings, stop)
-    driver = LocalDriver(
-        aws.dynamodb(settings),
-        aws.dynamodb_streams(settings),
-        settings.events_table,
-        settings.lease_table,
-        config or DriverConfig.from_env(),
-    )
-    driver.run(stop, on_cycle=health.beat)
+    config = config or DriverConfig.from_env()
+    with SupervisorChannel(forward) as channel:
+        env = {**(config.processor_env or os.environ), logs.CHANNEL_ENV: channel.path}
+        driver = LocalDriver(
+            aws.dynamodb(settings),
+            aws.dynamodb_streams(settings),
+            settings.events_table,
+            settings.lease_table,
+            replace(config, processor_env=env),
+        )
+        driver.run(stop, on_cycle=health.beat)
     if queue_thread is not None:
         queue_thread.join(timeout=30)
+
+
+def kcl_settings(properties: str, env: dict[str, str] | None = None) -> KclSettings:
+    """The launcher's view of the deployment (the same rule as its `LauncherConfig`); raises
+    `KclConfigError` (exit 2) for a configuration that must not run, before anything starts."""
+    return KclSettings.resolve(read_properties(properties), os.environ if env is None else env)
 
 
 def run_kcl(settings: Settings, stop: threading.Event) -> int:
@@ -89,12 +101,33 @@ def run_kcl(settings: Settings, stop: threading.Event) -> int:
         raise LauncherMissing(
             f"KCL properties file {properties} not found (set BUDGET_KCL_PROPERTIES)"
         )
+    kcl = kcl_settings(properties)
+    # This process (the retry queue) and, through the daemon's environment, every
+    # kcl-processor use exactly what the launcher resolved, properties file included.
+    settings = settings.with_kcl(kcl)
+    log.info(
+        "KCL deployment",
+        application=kcl.application_name,
+        lease_table=kcl.lease_table,
+        coordinator_state_table=kcl.coordinator_state_table,
+        worker_metrics_table=kcl.worker_metrics_table,
+        events_table=kcl.events_table,
+        region=kcl.region,
+        endpoint=kcl.dynamodb_endpoint,
+    )
+    with SupervisorChannel(forward) as channel:
+        env = {**os.environ, **kcl.as_env(), logs.CHANNEL_ENV: channel.path}
+        return _supervise([java, "-jar", jar, "--properties-file", properties], env, settings, stop)
+
+
+def _supervise(
+    command: list[str], env: dict[str, str], settings: Settings, stop: threading.Event
+) -> int:
     queue_thread = start_queue_consumer(settings, stop)
-    command = [java, "-jar", jar, "--properties-file", properties]
     restarts = 0
     while True:
         log.info("starting the KCL MultiLangDaemon launcher", command=command, restarts=restarts)
-        daemon = subprocess.Popen(command)
+        daemon = subprocess.Popen(command, env=env)
         while daemon.poll() is None and not stop.wait(1.0):
             health.beat()
         if daemon.poll() is None:
@@ -109,6 +142,8 @@ def run_kcl(settings: Settings, stop: threading.Event) -> int:
         # shard with it. Restarting it resumes every shard from its last checkpoint, which the
         # record processor's rule makes safe. Back off so a persistent fault does not spin.
         restarts += 1
+        metrics.current().count("DaemonRestarts")
+        metrics.current().flush()
         delay = min(60.0, 2.0 ** min(restarts, 6))
         log.error(
             "KCL daemon exited; restarting from the last checkpoints",

@@ -54,9 +54,12 @@ def record_processor(settings: Settings) -> BudgetRecordProcessor:
 
 
 def run_kcl_processor(settings: Settings) -> None:
-    """The executable the MultiLangDaemon spawns: MultiLang protocol on stdin/stdout."""
+    """The executable the MultiLangDaemon spawns: MultiLang protocol on stdin/stdout, logs to
+    the supervisor's channel (stderr only for warnings and errors: the daemon logs every
+    stderr line of its children as an ERROR)."""
     from amazon_kclpy.kcl import KCLProcess
 
+    logs.configure_child()
     metrics.configure(child=True)  # figures go to `run` through the supervisor channel
     processor = record_processor(settings)
     log.info("kcl-processor started", retry_queue=bool(settings.retry_queue_url))

@@ -1,8 +1,6 @@
 package budgetworker.launcher;
 
-import java.io.FileInputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.net.URI;
 import java.util.HashMap;
 import java.util.List;
@@ -37,6 +35,7 @@ import software.amazon.kinesis.metrics.MetricsLevel;
 import software.amazon.kinesis.metrics.NullMetricsFactory;
 import software.amazon.kinesis.multilang.MultiLangDaemonConfig;
 import software.amazon.kinesis.multilang.config.ConfigurationSettableUtils;
+import software.amazon.kinesis.multilang.config.KinesisClientLibConfigurator;
 import software.amazon.kinesis.multilang.config.MultiLangDaemonConfiguration;
 import software.amazon.kinesis.processor.ProcessorConfig;
 import software.amazon.kinesis.processor.ShardRecordProcessorFactory;
@@ -51,18 +50,10 @@ import software.amazon.kinesis.retrieval.polling.PollingConfig;
  *
  * <p>The MultiLangDaemon's own configurator parses the properties file and builds the record
  * processor factory; this class only swaps the Kinesis plumbing for the adapter's
- * ({@link StreamsSchedulerFactory}). Properties it reads itself (environment variables win):
- * <ul>
- *   <li>{@code eventsTableName} / {@code BUDGET_EVENTS_TABLE}: the stream is that table's
- *       latest stream, unless {@code dynamoDbStreamArn} / {@code BUDGET_STREAM_ARN} names one;</li>
- *   <li>{@code tableName} / {@code BUDGET_LEASE_TABLE}: the lease table (KCL default: the
- *       application name);</li>
- *   <li>{@code regionName} / {@code AWS_REGION};</li>
- *   <li>{@code dynamoDbEndpoint}, {@code dynamoDbStreamsEndpoint} /
- *       {@code AWS_ENDPOINT_URL_DYNAMODB}, {@code AWS_ENDPOINT_URL_DYNAMODB_STREAMS},
- *       {@code AWS_ENDPOINT_URL} (DynamoDB Local);</li>
- *   <li>{@code metricsLevel}: NONE disables CloudWatch metrics (DynamoDB Local has none).</li>
- * </ul>
+ * ({@link StreamsSchedulerFactory}). Endpoints, region, tables, stream and application name
+ * come from {@link LauncherConfig} (environment first, then the file; the Python worker applies
+ * the same rule); {@code metricsLevel = NONE} disables CloudWatch metrics (DynamoDB Local has
+ * none).
  */
 public final class StreamsMultiLangLauncher {
     private static final long SHUTDOWN_GRACE_MILLIS = 60_000L;
@@ -71,18 +62,25 @@ public final class StreamsMultiLangLauncher {
 
     public static void main(String[] args) throws Exception {
         String propertiesFile = propertiesFile(args);
-        Properties properties = new Properties();
-        try (InputStream in = new FileInputStream(propertiesFile)) {
-            properties.load(in);
-        }
-        MultiLangDaemonConfig daemonConfig = new MultiLangDaemonConfig(propertiesFile);
+        Properties properties = LauncherConfig.load(propertiesFile);
+        final LauncherConfig resolved = resolveOrExit(properties);
+        // The MultiLangDaemon's configurator requires an application name: hand it the derived
+        // one (and the resolved lease table), whatever the file says.
+        KinesisClientLibConfigurator configurator = new KinesisClientLibConfigurator() {
+            @Override
+            public MultiLangDaemonConfiguration getConfiguration(Properties loaded) {
+                loaded.setProperty("applicationName", resolved.applicationName());
+                loaded.setProperty("tableName", resolved.leaseTable());
+                return super.getConfiguration(loaded);
+            }
+        };
+        MultiLangDaemonConfig daemonConfig = new MultiLangDaemonConfig(
+                propertiesFile, Thread.currentThread().getContextClassLoader(), configurator);
         MultiLangDaemonConfiguration configuration = daemonConfig.getMultiLangDaemonConfiguration();
 
-        Region region = Region.of(setting(properties, "regionName", "AWS_REGION", "us-east-1"));
-        String generic = System.getenv("AWS_ENDPOINT_URL");
-        String ddbEndpoint = setting(properties, "dynamoDbEndpoint", "AWS_ENDPOINT_URL_DYNAMODB", generic);
-        String streamsEndpoint = setting(properties, "dynamoDbStreamsEndpoint",
-                "AWS_ENDPOINT_URL_DYNAMODB_STREAMS", ddbEndpoint);
+        Region region = Region.of(resolved.region());
+        String ddbEndpoint = resolved.dynamoDbEndpoint();
+        String streamsEndpoint = resolved.streamsEndpoint();
 
         DynamoDbStreamsClientBuilder streamsBuilder = DynamoDbStreamsClient.builder().region(region);
         DynamoDbAsyncClientBuilder dynamoBuilder = DynamoDbAsyncClient.builder().region(region);
@@ -96,9 +94,9 @@ public final class StreamsMultiLangLauncher {
         }
         CloudWatchAsyncClientBuilder cloudWatchBuilder = CloudWatchAsyncClient.builder().region(region);
 
-        String streamArn = setting(properties, "dynamoDbStreamArn", "BUDGET_STREAM_ARN", null);
+        String streamArn = resolved.streamArn();
         if (streamArn == null) {
-            String eventsTable = setting(properties, "eventsTableName", "BUDGET_EVENTS_TABLE", "budget-events");
+            String eventsTable = resolved.eventsTable();
             TableDescription table;
             try (DynamoDbClient describe = describeBuilder.build()) {
                 table = describe.describeTable(r -> r.tableName(eventsTable)).table();
@@ -110,10 +108,9 @@ public final class StreamsMultiLangLauncher {
                 throw new IllegalStateException("table " + eventsTable + " has no stream enabled");
             }
         }
-        // KCL 3 names its coordinator-state and worker-metrics tables after the application:
-        // separate deployments need separate application names, not only lease tables.
-        String applicationName = setting(properties, "applicationName", "BUDGET_KCL_APPLICATION_NAME",
-                configuration.getApplicationName());
+        // KCL 3 names its coordinator-state (leader lock) and worker-metrics tables after the
+        // application: derived from the lease table, so deployments cannot share them.
+        String applicationName = resolved.applicationName();
 
         AmazonDynamoDBStreamsAdapterClient adapterClient =
                 new AmazonDynamoDBStreamsAdapterClient(streamsBuilder.build(), region);
@@ -140,10 +137,7 @@ public final class StreamsMultiLangLauncher {
         configObjects.put(ConfigsBuilder.class, configs);
         ConfigurationSettableUtils.resolveFields(configuration, configObjects,
                 Set.of(ConfigsBuilder.class), Set.of(PollingConfig.class));
-        String leaseTable = setting(properties, "tableName", "BUDGET_LEASE_TABLE", null);
-        if (leaseTable != null) {
-            configs.tableName(leaseTable);
-        }
+        configs.tableName(resolved.leaseTable());
         CheckpointConfig checkpoint = configs.checkpointConfig();
         CoordinatorConfig coordinator = configs.coordinatorConfig();
         LeaseManagementConfig leaseManagement = configs.leaseManagementConfig();
@@ -151,6 +145,10 @@ public final class StreamsMultiLangLauncher {
         MetricsConfig metrics = configs.metricsConfig();
         ProcessorConfig processor = configs.processorConfig();
         RetrievalConfig retrieval = configs.retrievalConfig();
+        // KCL's own defaults, made explicit: never another deployment's leader lock or metrics.
+        coordinator.coordinatorStateTableConfig().tableName(resolved.coordinatorStateTable());
+        leaseManagement.workerUtilizationAwareAssignmentConfig().workerMetricsTableConfig()
+                .tableName(resolved.workerMetricsTable());
         for (Object config : List.of(checkpoint, coordinator, leaseManagement, lifecycle, metrics,
                 processor, retrieval)) {
             configObjects.put(config.getClass(), config);
@@ -178,8 +176,21 @@ public final class StreamsMultiLangLauncher {
             }
         }, "graceful-shutdown"));
         System.err.println("budget-worker launcher: application " + applicationName
-                + ", stream " + streamArn + ", worker " + configuration.getWorkerIdentifier());
+                + " (lease table " + resolved.leaseTable() + ", " + resolved.coordinatorStateTable()
+                + ", " + resolved.workerMetricsTable() + "), stream " + streamArn
+                + ", worker " + configuration.getWorkerIdentifier());
         scheduler.run();
+    }
+
+    /** A refused configuration exits 2 (invalid input) with its reason, before touching AWS. */
+    private static LauncherConfig resolveOrExit(Properties properties) {
+        try {
+            return LauncherConfig.resolve(properties, System.getenv());
+        } catch (LauncherConfig.ConfigurationException e) {
+            System.err.println("budget-worker launcher: " + e.getMessage());
+            System.exit(2);
+            throw e;
+        }
     }
 
     private static String propertiesFile(String[] args) throws IOException {
@@ -192,14 +203,5 @@ public final class StreamsMultiLangLauncher {
             return args[0];
         }
         throw new IOException("usage: budget-worker-launcher --properties-file FILE");
-    }
-
-    private static String setting(Properties properties, String key, String env, String fallback) {
-        String fromEnv = env == null ? null : System.getenv(env);
-        if (fromEnv != null && !fromEnv.isBlank()) {
-            return fromEnv;
-        }
-        String value = properties.getProperty(key);
-        return value == null || value.isBlank() ? fallback : value.trim();
     }
 }
