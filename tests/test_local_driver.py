@@ -1,7 +1,8 @@
 """End to end: DynamoDB Local's stream, the local driver, the kcl-processor children.
 
 Kill the worker mid-batch and restart it: nothing lost, nothing applied twice. Replay from the
-trim horizon: the same final state. Replay refuses while the worker holds leases."""
+trim horizon: the same final state. Replay refuses while the worker holds leases. With
+BUDGET_METRICS=emf, the EMF counts the worker prints equal what the fold says happened."""
 
 from __future__ import annotations
 
@@ -214,3 +215,38 @@ def test_replay_refuses_while_a_worker_holds_leases(stream_settings: Settings, w
     )
     wait_until(lambda: caught_up(store, [budget]), "the budget is caught up again")
     assert_matches_fold(store, budget)
+
+
+def test_emf_counts_match_the_fold(stream_settings: Settings, worker, env, tmp_path) -> None:
+    env.update({"BUDGET_METRICS": "emf", "BUDGET_METRICS_NAMESPACE": "BudgetWorkerTest"})
+    store = Store.from_settings(aws.dynamodb(stream_settings), stream_settings)
+    budgets = [f"emf-{i}-{uuid.uuid4().hex[:6]}" for i in range(4)]
+    persist_history(store, budgets, 20)
+
+    process = worker()
+    wait_until(lambda: caught_up(store, budgets), "every budget is caught up")
+    process.send_signal(signal.SIGTERM)  # graceful: children flush, run drains the channel
+    assert process.wait(timeout=60) == 0
+
+    documents = []
+    for line in (tmp_path / "worker-0.log").read_text().splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            documents.append(json.loads(line))
+    assert documents, "no EMF document on the worker's output"
+    totals: dict[str, float] = {}
+    for document in documents:
+        directive = document["_aws"]["CloudWatchMetrics"][0]
+        assert directive["Namespace"] == "BudgetWorkerTest"
+        assert directive["Dimensions"] == [["service"]]
+        for metric in directive["Metrics"]:
+            totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(document[metric["Name"]])
+
+    rejected = events = 0
+    for b in budgets:
+        assert_matches_fold(store, b)
+        rejected += len(store.rejected(b))
+        events += len(store.events(b))
+    assert totals.get("EventsRejected", 0) == rejected > 0
+    assert totals.get("EventsApplied", 0) == events - rejected
+    assert totals.get("CatchUpFailures", 0) == 0
+    assert "ProjectionLagSeconds" in totals
