@@ -98,6 +98,19 @@ def interleaved_store(
     return Store(client, store.events_table, store.projections_table), fired
 
 
+def raw_client(settings: Settings) -> Any:
+    """A plain boto3 DynamoDB client of the same server (for hooks a test installs itself)."""
+    import boto3
+
+    return boto3.client(
+        "dynamodb",
+        region_name=settings.region,
+        endpoint_url=settings.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 def fresh_tables(endpoint: str, prefix: str) -> Settings:
     """Settings naming new, uniquely named tables on `endpoint`, created and active."""
     import uuid

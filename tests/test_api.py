@@ -10,12 +10,11 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterator
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 import worker
-from tests.helpers import CREATE_T, assert_matches_fold
+from tests.helpers import CREATE_T, assert_matches_fold, raw_client
 from worker import (
     BudgetWorker,
     EventConflict,
@@ -44,13 +43,7 @@ def api(settings: Settings) -> BudgetWorker:
 
 def faulty_client(settings: Settings, *rules: Rule) -> object:
     """A client of the same server whose botocore hooks inject `rules`."""
-    client = boto3.client(
-        "dynamodb",
-        region_name=settings.region,
-        endpoint_url=settings.endpoint_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    client = raw_client(settings)
     FaultInjector(list(rules), seed=7).install(client)
     return client
 

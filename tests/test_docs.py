@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import boto3
 import pytest
 
-from tests.helpers import CREATE_T, assert_matches_fold
+from tests.helpers import CREATE_T, assert_matches_fold, raw_client
 from worker import BudgetWorker, PersistStatus, Settings
 from worker.config import temporary_env
 from worker.proof.faults import Fault, FaultInjector, Rule
@@ -93,13 +92,7 @@ def test_lambda_handler_round_trip(ddb_settings: Settings, budget: str) -> None:
 
 def lossy(settings: Settings, limit: int | None) -> tuple[BudgetWorker, Rule]:
     """A facade whose client loses `limit` answers after the server committed them."""
-    client = boto3.client(
-        "dynamodb",
-        region_name=settings.region,
-        endpoint_url=settings.endpoint_url,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    client = raw_client(settings)
     rule = Rule("TransactWriteItems", Fault.LOSE_RESPONSE, limit=limit)
     FaultInjector([rule], seed=3).install(client)
     return BudgetWorker(settings, client=client), rule  # type: ignore[arg-type]

@@ -8,10 +8,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
-from tests.helpers import CREATE_T
+from tests.helpers import CREATE_T, raw_client
 from worker.config import Settings
 from worker.engine import aws
 from worker.engine.persist import Persister
@@ -120,13 +119,9 @@ def test_tables_create_upgrades_an_events_table_without_the_index(ddb_endpoint: 
 
 
 def test_a_new_events_table_has_the_budgets_index(ddb_settings: Settings) -> None:
-    described = boto3.client(
-        "dynamodb",
-        endpoint_url=ddb_settings.endpoint_url,
-        region_name=ddb_settings.region,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    ).describe_table(TableName=ddb_settings.events_table)["Table"]
+    described = raw_client(ddb_settings).describe_table(TableName=ddb_settings.events_table)[
+        "Table"
+    ]
     (index,) = described["GlobalSecondaryIndexes"]
     assert index["IndexName"] == layout.BUDGETS_INDEX
     assert index["Projection"]["ProjectionType"] == "KEYS_ONLY"

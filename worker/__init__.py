@@ -14,6 +14,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from worker import errors as _errors  # pure: loading it costs nothing
+
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
@@ -61,16 +63,7 @@ __all__ = [
     "TransactionsView",
     "__version__",
 ]
-_ERRORS = frozenset(
-    {
-        "BudgetWorkerError",
-        "EventConflict",
-        "InfrastructureError",
-        "InvalidInput",
-        "PersistFailed",
-        "StaleProjection",
-    }
-)
+_ERRORS = frozenset(_errors.__all__)
 
 
 def __getattr__(name: str) -> Any:

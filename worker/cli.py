@@ -76,6 +76,13 @@ def _emit(args: argparse.Namespace, document: dict[str, Any], human: Callable[[]
         human()
 
 
+def _summary(line: str, failures: list[tuple[str, str]]) -> None:
+    """A one-line summary, then one red line per failure (where, why)."""
+    out.print(line)
+    for where, error in failures:
+        out.print(f"  {where}: {error}", style="red", markup=False)
+
+
 def _store() -> Store:
     settings = Settings.from_env()
     return Store.from_settings(aws.dynamodb(settings), settings)
@@ -130,12 +137,11 @@ def cmd_events_import(args: argparse.Namespace) -> int:
     report = import_events(Persister(_store()), lines, progress=not args.json)
 
     def human() -> None:
-        out.print(
+        _summary(
             f"imported {report.imported}, duplicate {report.duplicate}, "
-            f"reassigned {report.reassigned}, failed {len(report.failed)}"
+            f"reassigned {report.reassigned}, failed {len(report.failed)}",
+            [(f"line {f.line}", f.error) for f in report.failed],
         )
-        for failure in report.failed:
-            out.print(f"  line {failure.line}: {failure.error}", style="red", markup=False)
 
     _emit(args, report.as_json(), human)
     return report.exit_code()
@@ -208,12 +214,11 @@ def _sweep(args: argparse.Namespace) -> int:
         result = sweep(store, handle, workers=workers, progress=progress)
 
     def human() -> None:
-        out.print(
+        _summary(
             f"swept {result.budgets} budgets: {result.behind} behind, applied {result.applied}, "
-            f"rejected {result.rejected}, failed {len(result.failed)}"
+            f"rejected {result.rejected}, failed {len(result.failed)}",
+            [(f.budget, f.error) for f in result.failed],
         )
-        for failure in result.failed:
-            out.print(f"  {failure.budget}: {failure.error}", style="red", markup=False)
 
     _emit(args, result.as_json(), human)
     return 1 if result.failed else 0
