@@ -134,7 +134,9 @@ def cmd_events_import(args: argparse.Namespace) -> int:
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     if lines and lines[-1] == "":
         lines.pop()
-    report = import_events(Persister(_store()), lines, progress=not args.json)
+    report = import_events(
+        Persister(_store()), lines, progress=not args.json, workers=Settings.from_env().concurrency
+    )
 
     def human() -> None:
         _summary(
