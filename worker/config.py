@@ -34,7 +34,8 @@ class Settings:
     read_timeout: float = 10.0
     # Attempts of botocore's standard retry mode (throttling, 5xx, transient network errors).
     sdk_max_attempts: int = 5
-    # Budgets handled at once (the sweep; BUDGET_CONCURRENCY).
+    # Budgets handled at once: a stream batch's budgets, `events import`, the sweep
+    # (BUDGET_CONCURRENCY; default by measurement, BENCHMARKS.md).
     concurrency: int = 8
 
     @classmethod
