@@ -36,7 +36,7 @@ class Settings:
     sdk_max_attempts: int = 5
     # Budgets handled at once: a stream batch's budgets, `events import`, the sweep
     # (BUDGET_CONCURRENCY; default by measurement, BENCHMARKS.md).
-    concurrency: int = 8
+    concurrency: int = 16
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

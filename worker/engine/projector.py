@@ -49,7 +49,7 @@ MAX_HEAD_REFRESHES = 3
 RACE_PAUSE_SECONDS = 0.05
 # Events per step by default, chosen by measurement (BENCHMARKS.md): DynamoDB's own limits (100
 # items, 4 MB) cap a step further, and `fit` shortens any run that would pass them.
-DEFAULT_BATCH = 25
+DEFAULT_BATCH = 50
 
 
 class StepOutcome(Enum):
