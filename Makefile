@@ -48,7 +48,9 @@ docs: setup
 	$(BIN)/python -m worker.cli_reference > docs/CLI.md
 
 bench: setup
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m benchmarks.projector
+	$(BIN)/python -m benchmarks.throughput
 
 simulate: setup
 	$(BIN)/budget-worker simulate --backend moto --seeds 200

@@ -99,40 +99,51 @@ def _history(store: Store) -> None:
     persister.persist("b", "TransactionDeleted", "t0", {})
 
 
+# Every projector fault test runs single steps, short runs, and one run for the whole history.
+BATCHES = pytest.mark.parametrize("batch", [1, 3, 25])
+
+
+@BATCHES
 @pytest.mark.parametrize(
     "fault", [Fault.LOSE_RESPONSE, Fault.THROTTLE, Fault.CONFLICT, Fault.REFUSE, Fault.SERVER_ERROR]
 )
-def test_projector_survives_step_faults(moto_store: Store, fault: Fault) -> None:
+def test_projector_survives_step_faults(moto_store: Store, fault: Fault, batch: int) -> None:
     _history(moto_store)
     faulty, injector = injected(
         moto_store, Rule("TransactWriteItems", fault, probability=0.5, limit=None), seed=7
     )
-    result = Projector(faulty, backoff=Backoff(attempts=30, base=0.0, cap=0.0)).catch_up("b")
+    backoff = Backoff(attempts=30, base=0.0, cap=0.0)
+    result = Projector(faulty, backoff=backoff, batch=batch).catch_up("b")
     assert sum(injector.injected.values()) > 0
     assert result.applied_ids == [e.event_id for e in moto_store.events("b")]
     assert result.pointer == moto_store.head("b")
     assert_matches_fold(moto_store, "b")
 
 
-def test_projector_crash_between_calls_then_restart(moto_store: Store) -> None:
+@BATCHES
+def test_projector_crash_between_calls_then_restart(moto_store: Store, batch: int) -> None:
     """Kill the projector after a step committed (before it learned so), restart it: the
     step is not applied twice and the budget converges."""
     _history(moto_store)
-    for skip in (0, 3, 7):
+    for skip in {1: (0, 3, 7), 3: (0, 1, 1), 25: (0,)}[batch]:  # each crash within the history
         faulty, _ = injected(moto_store, Rule("TransactWriteItems", Fault.CRASH_AFTER, skip=skip))
         with pytest.raises(Crash):
-            Projector(faulty).catch_up("b")
+            Projector(faulty, batch=batch).catch_up("b")
         assert_matches_fold(moto_store, "b")  # no partial step visible
     result = Projector(moto_store).catch_up("b")
     assert result.pointer == moto_store.head("b")
     assert_matches_fold(moto_store, "b")
 
 
-def test_projector_gives_up_cleanly_when_dynamodb_stays_down(moto_store: Store) -> None:
+@BATCHES
+def test_projector_gives_up_cleanly_when_dynamodb_stays_down(moto_store: Store, batch: int) -> None:
     _history(moto_store)
-    faulty, _ = injected(moto_store, Rule("TransactWriteItems", Fault.THROTTLE, skip=4, limit=None))
+    skip = {1: 4, 3: 1, 25: 0}[batch]  # some steps commit first, except in one run
+    faulty, _ = injected(
+        moto_store, Rule("TransactWriteItems", Fault.THROTTLE, skip=skip, limit=None)
+    )
     with pytest.raises(InfrastructureError, match="failed after"):
-        Projector(faulty, backoff=NO_WAIT).catch_up("b")
+        Projector(faulty, backoff=NO_WAIT, batch=batch).catch_up("b")
     assert_matches_fold(moto_store, "b")  # what committed is consistent
     assert Projector(moto_store).catch_up("b").pointer == moto_store.head("b")
 
@@ -154,21 +165,26 @@ def test_mixed_cancellation_after_a_lost_commit_is_not_a_reassignment(moto_store
     assert [e.event_id for e in moto_store.events("b")] == [event_id]
 
 
-def test_mixed_cancellation_of_a_step_is_retried_not_rejected(moto_store: Store) -> None:
+@BATCHES
+def test_mixed_cancellation_of_a_step_is_retried_not_rejected(
+    moto_store: Store, batch: int
+) -> None:
     _history(moto_store)
     faulty, injector = injected(
         moto_store,
         Rule("TransactWriteItems", Fault.MIXED_CANCEL, probability=0.4, limit=None),
         seed=3,
     )
-    result = Projector(faulty, backoff=Backoff(attempts=40, base=0.0, cap=0.0)).catch_up("b")
+    backoff = Backoff(attempts=40, base=0.0, cap=0.0)
+    result = Projector(faulty, backoff=backoff, batch=batch).catch_up("b")
     assert injector.injected["TransactWriteItems:mixed_cancel"] > 0
     assert result.rejected == 0 and result.pointer == moto_store.head("b")
     assert_matches_fold(moto_store, "b")
 
 
+@pytest.mark.parametrize("batch", [1, 2])
 def test_lost_answer_then_mixed_cancel_keeps_the_projection_equal_to_the_fold(
-    moto_store: Store,
+    moto_store: Store, batch: int
 ) -> None:
     """The reviewer's sequence: a step commits but its answer is lost, the retry is cancelled
     with mixed reasons, the pointer says the step is done: the next event must be decided
@@ -182,7 +198,7 @@ def test_lost_answer_then_mixed_cancel_keeps_the_projection_equal_to_the_fold(
         Rule("TransactWriteItems", Fault.LOSE_RESPONSE),
         Rule("TransactWriteItems", Fault.MIXED_CANCEL, skip=1),
     )
-    Projector(faulty, backoff=NO_WAIT).catch_up("b")
+    Projector(faulty, backoff=NO_WAIT, batch=batch).catch_up("b")
     state = assert_matches_fold(moto_store, "b")
     assert not state.rejected
     assert state.transactions["t1"].amount == 42 and state.transactions["t1"].memo == "after"

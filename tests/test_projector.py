@@ -171,3 +171,86 @@ def test_writers_and_projectors_concurrently_converge(store: Store, budget: str)
     assert sorted(applied) == [e.event_id for e in events]
     assert store.pointer(budget) == store.head(budget)
     assert_matches_fold(store, budget)
+
+
+@settings(max_examples=10)
+@given(st.lists(intents, min_size=1, max_size=30), st.integers(min_value=2, max_value=40))
+def test_batched_catch_up_projects_to_the_fold(
+    ddb_settings, steps: list[tuple[str, str, dict[str, object]]], batch: int
+) -> None:
+    from worker.engine import aws
+
+    store = Store.from_settings(aws.dynamodb(ddb_settings), ddb_settings)
+    budget = new_budget()
+    persister = Persister(store)
+    for kind, tid, data in steps:
+        persister.persist(budget, kind, tid, data)
+    calls: list[int] = []
+    send = store.client.transact_write_items
+
+    def counting(**kwargs: object) -> object:
+        calls.append(len(kwargs["TransactItems"]))  # type: ignore[arg-type]
+        return send(**kwargs)
+
+    store.client.transact_write_items = counting  # type: ignore[method-assign]
+    result = Projector(store, batch=batch).catch_up(budget)
+    expected = assert_matches_fold(store, budget)
+    assert result.pointer == result.head == store.head(budget)
+    assert result.applied + result.rejected == len(steps)
+    assert result.rejected == len(expected.rejected)
+    assert len(calls) == -(-len(steps) // batch)  # one call per run, runs of `batch` events
+
+
+def test_batched_step_cancelled_by_an_item_ahead_falls_back_to_single_steps(
+    store: Store, budget: str
+) -> None:
+    persister = Persister(store)
+    persister.persist(budget, "TransactionCreated", "t1", CREATE_T)
+    Projector(store).catch_up(budget)
+    before = persister.persist(budget, "TransactionCreated", "t2", CREATE_T)
+    update = persister.persist(budget, "TransactionUpdated", "t1", {"amount": 1})
+    after = persister.persist(budget, "TransactionUpdated", "t2", {"amount": 7})
+    ahead = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+    store.client.update_item(
+        TableName=store.projections_table,
+        Key=layout.key(budget, layout.txn_sk("t1")),
+        UpdateExpression="SET last_event_id = :e",
+        ExpressionAttributeValues={":e": layout.s(ahead)},
+    )
+    result = Projector(store, batch=10).catch_up(budget)
+    assert (result.applied, result.rejected, result.pointer) == (2, 1, after.event_id)
+    assert result.applied_ids == [before.event_id, update.event_id, after.event_id]
+    t1, t2 = store.transactions(budget)
+    assert (t1.amount, t1.last_event_id) == (CREATE_T["amount"], ahead)
+    assert (t2.amount, t2.last_event_id) == (7, after.event_id)
+    assert store.rejected(budget) == [
+        (update.event_id, "transaction t1 already reflects a later event")
+    ]
+
+
+def test_racing_projectors_with_different_batch_sizes_converge(store: Store, budget: str) -> None:
+    persister = Persister(store)
+    for n in range(60):
+        kind = ["TransactionCreated", "TransactionUpdated", "TransactionDeleted"][n % 3]
+        data = (
+            CREATE_T
+            if kind == "TransactionCreated"
+            else ({} if kind.endswith("Deleted") else {"amount": n})
+        )
+        persister.persist(budget, kind, f"t{n // 3}", data)
+    applied: list[str] = []
+    lock = threading.Lock()
+
+    def run(batch: int) -> None:
+        own = Store(store.client, store.events_table, store.projections_table)
+        result = Projector(own, batch=batch).catch_up(budget)
+        with lock:
+            applied.extend(result.applied_ids)
+
+    threads = [threading.Thread(target=run, args=(b,)) for b in (1, 3, 7, 25)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(applied) == [e.event_id for e in store.events(budget)]
+    assert_matches_fold(store, budget)

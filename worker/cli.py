@@ -25,7 +25,7 @@ from worker.engine import aws
 from worker.engine.failures import error_code
 from worker.engine.importer import import_events
 from worker.engine.persist import Persister
-from worker.engine.projector import Projector
+from worker.engine.projector import DEFAULT_BATCH, Projector
 from worker.engine.reads import Store
 from worker.engine.status import statuses
 from worker.engine.tables import create_tables
@@ -134,7 +134,9 @@ def cmd_events_import(args: argparse.Namespace) -> int:
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     if lines and lines[-1] == "":
         lines.pop()
-    report = import_events(Persister(_store()), lines, progress=not args.json)
+    report = import_events(
+        Persister(_store()), lines, progress=not args.json, workers=Settings.from_env().concurrency
+    )
 
     def human() -> None:
         _summary(
@@ -171,7 +173,7 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
         raise UsageError("budget-worker catch-up: give either BUDGET or --all")
     if args.all:
         return _sweep(args)
-    result = Projector(_store()).catch_up(args.budget)
+    result = Projector(_store(), batch=args.batch).catch_up(args.budget)
     _emit(
         args,
         result.as_json(),
@@ -193,7 +195,7 @@ def _sweep(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     store = Store.from_settings(aws.dynamodb(settings), settings)
     workers = args.parallel or settings.concurrency
-    handle = catch_up_then_rebuild(Projector(store), Rebuilder(store))
+    handle = catch_up_then_rebuild(Projector(store, batch=args.batch), Rebuilder(store))
     bar = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -635,6 +637,15 @@ def build_parser() -> Parser:
         type=positive_int,
         metavar="N",
         help="with --all: budgets at once (default BUDGET_CONCURRENCY)",
+    )
+    catch.add_argument(
+        "--batch",
+        type=positive_int,
+        metavar="N",
+        default=DEFAULT_BATCH,
+        help="events per conditional transaction (1 = one event per step); default "
+        f"{DEFAULT_BATCH}, chosen by measurement (BENCHMARKS.md); DynamoDB's 100-item and "
+        "4 MB limits shorten a run further",
     )
     txns = command(
         commands,

@@ -37,9 +37,9 @@ After `make setup`, the command is `.venv/bin/budget-worker` (or `python -m work
   `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_DYNAMODB_STREAMS`, `BUDGET_EVENTS_TABLE`
   (default `budget-events`), `BUDGET_PROJECTIONS_TABLE` (default `budget-projections`),
   `BUDGET_LEASE_TABLE` (default `budget-worker`), `BUDGET_RETRY_QUEUE_URL` (optional),
-  `BUDGET_CONCURRENCY` (budgets at once in the sweep), `BUDGET_METRICS` (`off` or `emf`) and
-  `BUDGET_METRICS_NAMESPACE` (default `BudgetWorker`); the README's configuration table lists
-  the rest.
+  `BUDGET_CONCURRENCY` (budgets at once: a stream batch, `events import`, the sweep),
+  `BUDGET_METRICS` (`off` or `emf`) and `BUDGET_METRICS_NAMESPACE` (default `BudgetWorker`); the
+  README's configuration table lists the rest.
 - `events import FILE` reads one JSON object per line:
   `{"budget", "type", "transaction_id", "data", "event_id"?}`.
 - Snapshot figures, per month `M`: `income` = sum of amounts > 0 dated in `M`; `expenses` = sum

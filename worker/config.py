@@ -34,8 +34,9 @@ class Settings:
     read_timeout: float = 10.0
     # Attempts of botocore's standard retry mode (throttling, 5xx, transient network errors).
     sdk_max_attempts: int = 5
-    # Budgets handled at once (the sweep; BUDGET_CONCURRENCY).
-    concurrency: int = 8
+    # Budgets handled at once: a stream batch's budgets, `events import`, the sweep
+    # (BUDGET_CONCURRENCY; default by measurement, BENCHMARKS.md).
+    concurrency: int = 16
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -1,5 +1,6 @@
 """The catch-up loop for one budget: step the pointer towards the head, one conditional
-transaction per event.
+transaction per run of up to `batch` consecutive events (I2 allows a run; `--batch 1` is one
+event per transaction).
 
 Correctness rests on two facts, not on this loop being clever:
 - persist orders writers by ULID through the head item (I1), so a strongly consistent read of
@@ -9,6 +10,10 @@ Correctness rests on two facts, not on this loop being clever:
   step, the others re-read and continue.
 An ambiguous step (no answer) is resolved by re-reading the pointer: at the event means the step
 committed (ours or an identical one from a racing projector, since the fold is deterministic).
+A batched step that an item condition (I3) cancels is retried one event per step over the same
+stretch, so the one event whose item is ahead is found and rejected exactly as before; one that
+DynamoDB refuses for its size is retried in halves. Neither fall-back can write a wrong state:
+every attempt is a whole conditional step or nothing.
 """
 
 from __future__ import annotations
@@ -33,15 +38,18 @@ from worker.engine.failures import (
 )
 from worker.engine.reads import Store
 from worker.errors import InfrastructureError
-from worker.model.events import event_age_seconds
+from worker.model.events import Event, event_age_seconds
 from worker.model.fold import Change, ChangeKind, Transaction, decide
-from worker.model.step import POINTER_INDEX, TRANSACTION_INDEX, step_items
+from worker.model.step import POINTER_INDEX, TRANSACTION_INDEX, batch_items, fit
 
 log = logs.get(__name__)
 
 
 MAX_HEAD_REFRESHES = 3
 RACE_PAUSE_SECONDS = 0.05
+# Events per step by default, chosen by measurement (BENCHMARKS.md): DynamoDB's own limits (100
+# items, 4 MB) cap a step further, and `fit` shortens any run that would pass them.
+DEFAULT_BATCH = 50
 
 
 class StepOutcome(Enum):
@@ -49,6 +57,7 @@ class StepOutcome(Enum):
     COMMITTED_INFERRED = "committed_inferred"  # ambiguous, resolved by re-reading the pointer
     POINTER_MOVED = "pointer_moved"
     ITEM_AHEAD = "item_ahead"
+    TOO_LARGE = "too_large"  # a batched step DynamoDB refused for its size: nothing written
 
 
 @dataclass(slots=True)
@@ -84,6 +93,8 @@ class Projector:
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
     clock: Callable[[], float] = time.time
+    # Events per step (1 = one event per transaction); see DEFAULT_BATCH.
+    batch: int = field(default_factory=lambda: DEFAULT_BATCH)
 
     def catch_up(self, budget: str) -> CatchUpResult:
         """Apply every event up to the head (re-read at the end, so events persisted during
@@ -95,6 +106,9 @@ class Projector:
         head = self.store.head(budget)
         refreshes = 0
         cache: dict[str, Transaction | None] = {}
+        # Events up to this id go one per step: a batched step over them was cancelled by an
+        # item condition (I3), and single steps tell exactly which event to reject.
+        single_until = ""
         while head is not None and (pointer is None or pointer < head):
             page = self.store.events_page(budget, pointer, head)
             if not page:
@@ -104,23 +118,42 @@ class Projector:
                 )
             if result.lag_seconds is None:
                 result.lag_seconds = event_age_seconds(page[0].event_id, self.clock())
-            for event in page:
-                tid = event.transaction_id
-                if tid not in cache:
+            position, limit = 0, max(1, self.batch)
+            while position < len(page):
+                run = page[
+                    position : position + (1 if page[position].event_id <= single_until else limit)
+                ]
+                for tid in {e.transaction_id for e in run} - cache.keys():
                     cache[tid] = self.store.transaction_state(budget, tid).transaction
-                change = decide(cache[tid], event)
-                outcome = self._commit(budget, pointer, change, bound)
-                if outcome is StepOutcome.ITEM_AHEAD and self._item_ahead(budget, tid, event):
-                    # The item already reflects a later event while the pointer says it cannot:
-                    # never overwrite it (I3) and never block the budget (I6).
-                    change = Change(
-                        event,
-                        ChangeKind.REJECT,
-                        cache[tid],
-                        cache[tid],
-                        f"transaction {tid} already reflects a later event",
+                changes = self._decide(run, cache)
+                changes = changes[: fit(budget, changes)]
+                outcome = self._commit(budget, pointer, changes, bound)
+                if outcome is StepOutcome.TOO_LARGE:
+                    limit = max(1, len(changes) // 2)
+                    continue
+                if outcome is StepOutcome.ITEM_AHEAD and len(changes) > 1:
+                    single_until = changes[-1].event.event_id
+                    bound.info(
+                        "batched step cancelled by an item condition, single steps",
+                        upto=single_until,
                     )
-                    outcome = self._commit(budget, pointer, change, bound)
+                    continue
+                if outcome is StepOutcome.ITEM_AHEAD:
+                    [change] = changes
+                    event, tid = change.event, change.event.transaction_id
+                    if self._item_ahead(budget, tid, event):
+                        # The item already reflects a later event while the pointer says it
+                        # cannot: never overwrite it (I3) and never block the budget (I6).
+                        changes = [
+                            Change(
+                                event,
+                                ChangeKind.REJECT,
+                                cache[tid],
+                                cache[tid],
+                                f"transaction {tid} already reflects a later event",
+                            )
+                        ]
+                        outcome = self._commit(budget, pointer, changes, bound)
                 if outcome in (StepOutcome.POINTER_MOVED, StepOutcome.ITEM_AHEAD):
                     # Another projector is ahead: let it run (a short random pause) rather
                     # than race it for every following step.
@@ -130,23 +163,29 @@ class Projector:
                     cache.clear()
                     bound.info(
                         "pointer moved by another projector, re-reading",
-                        event_id=event.event_id,
+                        event_id=changes[0].event.event_id,
                         pointer=pointer,
                     )
                     break
-                pointer = event.event_id
-                if outcome is StepOutcome.COMMITTED:
-                    cache[tid] = change.after
-                else:
-                    # Inferred from the pointer: the step that committed may not be the one we
-                    # sent (a racing projector's), so re-read the item before using it again.
-                    cache.pop(tid, None)
-                result.applied_ids.append(event.event_id)
-                if change.kind is ChangeKind.REJECT:
-                    result.rejected += 1
-                    bound.warning("event rejected", event_id=event.event_id, reason=change.reason)
-                else:
-                    result.applied += 1
+                position += len(changes)
+                pointer = changes[-1].event.event_id
+                for change in changes:
+                    tid = change.event.transaction_id
+                    if outcome is StepOutcome.COMMITTED:
+                        if change.kind is not ChangeKind.REJECT:
+                            cache[tid] = change.after
+                    else:
+                        # Inferred from the pointer: the step that committed may not be the
+                        # one we sent (a racing projector's), so re-read before using it again.
+                        cache.pop(tid, None)
+                    result.applied_ids.append(change.event.event_id)
+                    if change.kind is ChangeKind.REJECT:
+                        result.rejected += 1
+                        bound.warning(
+                            "event rejected", event_id=change.event.event_id, reason=change.reason
+                        )
+                    else:
+                        result.applied += 1
             if pointer is not None and pointer >= head and refreshes < MAX_HEAD_REFRESHES:
                 # Events persisted during this catch-up: take them too, a bounded number of
                 # times, so that a hot budget cannot keep one call (or a reader) forever.
@@ -155,14 +194,29 @@ class Projector:
         result.pointer, result.head = pointer, head
         return result
 
+    @staticmethod
+    def _decide(run: list[Event], cache: dict[str, Transaction | None]) -> list[Change]:
+        """The fold's decisions for a run, each event seeing the ones before it (the cache
+        itself changes only once the step commits)."""
+        current = {tid: cache[tid] for tid in {e.transaction_id for e in run}}
+        changes = []
+        for event in run:
+            change = decide(current[event.transaction_id], event)
+            if change.kind is not ChangeKind.REJECT:
+                current[event.transaction_id] = change.after
+            changes.append(change)
+        return changes
+
     def _item_ahead(self, budget: str, tid: str, event: Any) -> bool:
         """Confirm the I3 condition really failed: the stored item carries a later event."""
         stored = self.store.transaction_state(budget, tid).last_event_id
         return stored is not None and stored >= event.event_id
 
-    def _commit(self, budget: str, pointer: str | None, change: Change, bound: Any) -> StepOutcome:
-        event_id = change.event.event_id
-        items = step_items(self.store.projections_table, budget, pointer, change)
+    def _commit(
+        self, budget: str, pointer: str | None, changes: list[Change], bound: Any
+    ) -> StepOutcome:
+        event_id = changes[-1].event.event_id
+        items = batch_items(self.store.projections_table, budget, pointer, changes)
         delays = self.backoff.delays(self.rng)
         attempt = 0
         while True:
@@ -170,7 +224,7 @@ class Projector:
             try:
                 self.store.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
                 bound.debug(
-                    "step committed", event_id=event_id, kind=str(change.kind), attempt=attempt
+                    "step committed", event_id=event_id, events=len(changes), attempt=attempt
                 )
                 return StepOutcome.COMMITTED
             except ClientError as exc:
@@ -183,10 +237,19 @@ class Projector:
                     # on the pointer next to a failed item condition is retried.
                     if codes[POINTER_INDEX] == CANCELLED_BY_CONDITION:
                         return StepOutcome.POINTER_MOVED
-                    if codes[POINTER_INDEX] == "None" and codes[
-                        TRANSACTION_INDEX : TRANSACTION_INDEX + 1
-                    ] == [CANCELLED_BY_CONDITION]:
+                    if codes[POINTER_INDEX] == "None" and (
+                        len(changes) > 1
+                        or codes[TRANSACTION_INDEX : TRANSACTION_INDEX + 1]
+                        == [CANCELLED_BY_CONDITION]
+                    ):
                         return StepOutcome.ITEM_AHEAD
+                if len(changes) > 1 and error_code(exc) == "ValidationException":
+                    # A limit DynamoDB counts differently from `fit` (size, item count):
+                    # nothing was written; try a shorter run.
+                    bound.info(
+                        "batched step refused, shorter runs", events=len(changes), error=str(exc)
+                    )
+                    return StepOutcome.TOO_LARGE
                 failure: Exception = exc
             except Exception as exc:
                 failure = exc

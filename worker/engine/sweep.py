@@ -4,28 +4,24 @@ This is the recovery after an outage longer than the stream's retention (records
 nothing would ever name those budgets again), after a projection rebuild into a fresh table,
 and after any doubt. Budgets come from the sparse budgets index one page at a time; each is
 checked with two strongly consistent reads (pointer, head) and only a budget that is behind is
-caught up. Work runs on a bounded pool with a bounded window of budgets in flight, so memory
+caught up. Work runs on the bounded per-budget pool (`worker.engine.pool`), so memory
 does not grow with the number of budgets. A failed budget is reported and the others go on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from worker import logs
+from worker.engine import pool
 from worker.engine.projector import CatchUpResult
 from worker.engine.reads import Store
 from worker.engine.status import is_behind
 from worker.errors import BudgetWorkerError
 
 log = logs.get(__name__)
-
-# Budgets in flight per worker thread: enough to keep every thread busy, few enough that a
-# listing of millions of budgets never sits in memory.
-WINDOW_PER_WORKER = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,30 +72,6 @@ def _one(store: Store, handle: Callable[[str], CatchUpResult], budget: str) -> _
         return _Outcome(budget, behind=True, error=f"{type(exc).__name__}: {exc}")
 
 
-def bounded_map(
-    fn: Callable[[str], _Outcome], items: Iterable[str], workers: int
-) -> Iterator[_Outcome]:
-    """fn over items on `workers` threads, at most `workers * WINDOW_PER_WORKER` in flight,
-    yielding results as they complete (order is not kept)."""
-    window = max(1, workers) * WINDOW_PER_WORKER
-    source = iter(items)
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sweep") as pool:
-        running: set[Future[_Outcome]] = set()
-        exhausted = False
-        while running or not exhausted:
-            while not exhausted and len(running) < window:
-                item = next(source, None)
-                if item is None:
-                    exhausted = True
-                else:
-                    running.add(pool.submit(fn, item))
-            if not running:
-                break
-            done, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
-
-
 def sweep(
     store: Store,
     handle: Callable[[str], CatchUpResult],
@@ -119,7 +91,8 @@ def sweep(
     """
     total = SweepResult()
     listing = store.budgets() if budgets is None else budgets
-    for outcome in bounded_map(lambda b: _one(store, handle, b), listing, workers):
+    for done in pool.each(lambda b: _one(store, handle, b), listing, workers):
+        outcome = done.value or _Outcome(done.item, behind=True, error=repr(done.error))
         total.budgets += 1
         if outcome.behind:
             total.behind += 1

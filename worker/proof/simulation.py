@@ -49,6 +49,9 @@ FAULT_KINDS = [
 ]
 CRASH_KINDS = [Fault.CRASH_BEFORE, Fault.CRASH_AFTER]
 NO_WAIT = Backoff(attempts=4, base=0.0, cap=0.0)
+# Events per step an actor may use (a seed picks one per actor): single steps, short runs, and
+# runs longer than most budgets' whole backlog in a simulation.
+BATCH_SIZES = (1, 2, 5, 25)
 
 
 class Violation(BaseException):
@@ -151,6 +154,10 @@ class Simulation:
         self.delivered = 0
         # (budget, last sequence delivered when it was enqueued): the queue covers those records
         self.queue: list[tuple[str, int]] = []
+        # Events per step for each actor, picked by the seed from its own stream (so adding
+        # this did not change what the main stream draws): racing actors use different sizes.
+        self.batch_rng = random.Random(f"batch-{config.seed}")
+        self.batches: dict[str, int] = {}
         self.processor = self._new_processor()
 
     # -- clients ------------------------------------------------------------------------------
@@ -289,16 +296,19 @@ class Simulation:
         millis = int(self.clock.seconds(skew_ms) * 1000)
         return str(ULID.from_int((millis << 80) | self.rng.getrandbits(80)))
 
+    def _projector(self, actor: str, store: Store) -> Projector:
+        if actor not in self.batches:
+            self.batches[actor] = self.batch_rng.choice(BATCH_SIZES)
+        return Projector(store, backoff=NO_WAIT, sleep=lambda _: None, batch=self.batches[actor])
+
     def _project(self, budget: str) -> None:
         actor = f"projector{self.rng.randrange(self.config.projectors)}"
-        Projector(self._store(actor), backoff=NO_WAIT, sleep=lambda _: None).catch_up(budget)
+        self._projector(actor, self._store(actor)).catch_up(budget)
 
     def _read(self, budget: str) -> None:
         store = self._store("reader")
         try:
-            view = read_transactions(
-                store, budget, projector=Projector(store, backoff=NO_WAIT, sleep=lambda _: None)
-            )
+            view = read_transactions(store, budget, projector=self._projector("reader", store))
         except StaleProjection as exc:
             if str(exc.pointer or "none") not in str(exc) or str(exc.head or "none") not in str(
                 exc
@@ -330,7 +340,7 @@ class Simulation:
     def _handle(self, actor: str, budget: str) -> Any:
         """What the worker does for a budget (runtime.budget_handler), on the actor's client."""
         store = self._store(actor)
-        projector = Projector(store, backoff=NO_WAIT, sleep=lambda _: None)
+        projector = self._projector(actor, store)
         return catch_up_then_rebuild(projector, Rebuilder(store, attempts=2))(budget)
 
     def _new_processor(self) -> BudgetRecordProcessor:

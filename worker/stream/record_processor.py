@@ -23,6 +23,7 @@ from amazon_kclpy.kcl import CheckpointError
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
 from worker import logs, metrics
+from worker.engine import pool
 from worker.errors import InvalidInput
 from worker.stream.records import budget_of
 
@@ -53,8 +54,11 @@ class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         checkpoint_backoff: float = 0.5,
         shard_end_attempts: int = 6,
         sleep: Callable[[float], None] = time.sleep,
+        concurrency: int = 1,
     ) -> None:
         self.catch_up = catch_up
+        # Budgets caught up at once within a batch (BUDGET_CONCURRENCY in production).
+        self.concurrency = concurrency
         self.queue = queue
         self.checkpoint_attempts = checkpoint_attempts
         self.checkpoint_backoff = checkpoint_backoff
@@ -165,14 +169,15 @@ class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         return list(seen)
 
     def _handle_all(self, budgets: Iterable[str]) -> None:
-        for budget in dict.fromkeys(budgets):
-            self._handle(budget)
+        """Catch up the distinct budgets at once (at most `concurrency`); what each outcome
+        means for `pending`, the retry queue and the metrics is settled afterwards on this
+        thread, one budget at a time, so the checkpoint rule reads exactly as it did serially."""
+        for done in pool.run_all(self.catch_up, dict.fromkeys(budgets), self.concurrency):
+            self._handle(done.item, done.value, done.error)
 
-    def _handle(self, budget: str) -> None:
-        try:
-            result = self.catch_up(budget)
-        except Exception as exc:
-            reason = str(exc)
+    def _handle(self, budget: str, result: Any, error: Exception | None) -> None:
+        if error is not None:
+            reason = str(error)
             metrics.current().count("CatchUpFailures")
             self.log.warning("catch-up failed", budget=budget, error=reason)
         else:

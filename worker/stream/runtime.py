@@ -49,7 +49,10 @@ def record_processor(settings: Settings) -> BudgetRecordProcessor:
     # is re-read from its last checkpoint); backoff doubles from 1 s up to 30 s.
     attempts = int(os.environ.get("BUDGET_SHARD_END_ATTEMPTS", "6"))
     return BudgetRecordProcessor(
-        budget_handler(settings), retry_queue(settings), shard_end_attempts=max(1, attempts)
+        budget_handler(settings),
+        retry_queue(settings),
+        shard_end_attempts=max(1, attempts),
+        concurrency=settings.concurrency,
     )
 
 

@@ -1,0 +1,332 @@
+"""Benchmark: projection throughput against DynamoDB Local, each figure as a ratio to the raw
+limit measured in the same run (a bare loop of 2-item conditional `TransactWriteItems`, one
+thread), because this machine is shared and absolute figures are noisy.
+
+Run with `make bench` (or `python -m benchmarks.throughput`). Prints the figures, writes
+benchmarks/results/throughput.json and the plot benchmarks/results/backlog_by_batch.png.
+Speed targets live here and in BENCHMARKS.md, never in timed tests.
+
+What it measures:
+- raw: the bare 2-item conditional transaction loop (calls/s);
+- backlog: one budget's backlog caught up by `Projector(batch=N)` (events/s), by batch size;
+- stream drain: a backlog of budgets x events delivered as stream records (1,000 per batch, as
+  the local driver reads them) to the record processor in this process, by concurrency, with
+  the production handler (catch-up, then snapshot rebuild) and, at the highest concurrency,
+  without the rebuild (what the rebuild costs on the hot path);
+- persist p50/p99 and validated read p50 (ms); the benchmark process's peak RSS (MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import platform
+import resource
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ulid import ULID
+
+from worker import logs
+from worker.config import Settings
+from worker.engine import aws
+from worker.engine.persist import Persister
+from worker.engine.projector import Projector
+from worker.engine.reads import Store
+from worker.engine.snapshots import Rebuilder
+from worker.engine.tables import create_tables
+from worker.engine.validated_read import read_transactions
+from worker.local import dynamodb_local
+from worker.model import layout
+from worker.model.events import Event, EventType
+from worker.stream.record_processor import BudgetRecordProcessor
+from worker.stream.runtime import catch_up_then_rebuild
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def history(budget: str, count: int, base: int) -> list[Event]:
+    """A budget's events: each transaction created, then updated three times (some updates
+    move it to another month), ids strictly increasing."""
+    events = []
+    for n in range(count):
+        tid = f"t{n - n % 4}"
+        if n % 4 == 0:
+            kind = EventType.CREATED
+            data: dict[str, Any] = {
+                "date": f"2026-{1 + n % 12:02d}-15",
+                "amount": -n,
+                "account": "a",
+                "category": "c",
+            }
+        else:
+            kind = EventType.UPDATED
+            data = {"amount": n} if n % 4 != 2 else {"date": f"2026-{1 + (n + 1) % 12:02d}-10"}
+        events.append(Event(budget, str(ULID.from_int(base + n)), kind, tid, data))
+    return events
+
+
+def seed(store: Store, events: list[Event]) -> None:
+    """Store events and their budget's head directly (the persist path is measured apart):
+    the projector reads exactly what persist would have left."""
+    for start in range(0, len(events), 25):
+        chunk = events[start : start + 25]
+        requests: list[Any] = [{"PutRequest": {"Item": layout.event_item(e)}} for e in chunk]
+        pending: Any = {store.events_table: requests}
+        while pending:
+            pending = store.client.batch_write_item(RequestItems=pending).get("UnprocessedItems")
+    last = events[-1]
+    store.client.put_item(
+        TableName=store.events_table,
+        Item={
+            **layout.key(last.budget, layout.HEAD_SK),
+            layout.LAST_EVENT_ID: layout.s(last.event_id),
+            layout.BUCKET: layout.s(layout.bucket_of(last.budget)),
+        },
+    )
+
+
+def base_id() -> int:
+    return int(ULID()) & ~((1 << 40) - 1)
+
+
+def raw_loop(store: Store, seconds: float, limit: int) -> float:
+    """Calls/s of a bare loop of 2-item conditional TransactWriteItems, one thread."""
+    table = store.projections_table
+    key = f"raw-{uuid.uuid4().hex[:8]}"
+    done, started = 0, time.perf_counter()
+    while done < limit and time.perf_counter() - started < seconds:
+        store.client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": {**layout.key(key, f"ITEM#{done:08d}"), "n": layout.n(done)},
+                        "ConditionExpression": "attribute_not_exists(sk)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": layout.key(key, "COUNTER"),
+                        "UpdateExpression": "SET n = :n",
+                        "ConditionExpression": "attribute_not_exists(n) OR n < :n",
+                        "ExpressionAttributeValues": {":n": layout.n(done)},
+                    }
+                },
+            ]
+        )
+        done += 1
+    return done / (time.perf_counter() - started)
+
+
+def backlog(store: Store, batch: int, events: int) -> float:
+    budget = f"backlog-{batch}-{uuid.uuid4().hex[:6]}"
+    seed(store, history(budget, events, base_id()))
+    started = time.perf_counter()
+    result = Projector(store, batch=batch).catch_up(budget)
+    elapsed = time.perf_counter() - started
+    assert result.pointer == result.head and result.applied == events
+    return events / elapsed
+
+
+@dataclass
+class _Rec:
+    data: str
+    sequence_number: str
+    sub_sequence_number: int = 0
+
+
+@dataclass
+class _Checkpointer:
+    taken: int = 0
+
+    def checkpoint(self, sequence_number: Any = None, sub_sequence_number: Any = None) -> None:
+        self.taken += 1
+
+
+@dataclass
+class _Batch:
+    records: list[_Rec]
+    checkpointer: _Checkpointer
+    millis_behind_latest: int = 0
+
+
+def _record(budget: str, event_id: str, sequence: int) -> _Rec:
+    document = {
+        "eventName": "INSERT",
+        "eventSource": "aws:dynamodb",
+        "dynamodb": {
+            "Keys": {"pk": {"S": budget}, "sk": {"S": layout.event_sk(event_id)}},
+            "SequenceNumber": str(sequence),
+            "StreamViewType": "KEYS_ONLY",
+        },
+    }
+    return _Rec(base64.b64encode(json.dumps(document).encode()).decode(), str(sequence))
+
+
+def stream_drain(
+    store: Store,
+    budgets: int,
+    per_budget: int,
+    concurrency: int,
+    handler: Callable[[str], Any],
+) -> float:
+    """Events/s of draining a stream backlog: records in commit order, writers interleaved
+    across budgets, delivered 1,000 per batch; checkpoint after every batch."""
+    tag = uuid.uuid4().hex[:6]
+    base = base_id()
+    histories = [
+        history(f"drain-{tag}-{b}", per_budget, base + b * per_budget) for b in range(budgets)
+    ]
+    for events in histories:
+        seed(store, events)
+    records = [
+        _record(events[n].budget, events[n].event_id, 1 + n * budgets + b)
+        for n in range(per_budget)
+        for b, events in enumerate(histories)
+    ]
+    processor = BudgetRecordProcessor(handler, None, concurrency=concurrency)
+    checkpointer = _Checkpointer()
+    started = time.perf_counter()
+    for start in range(0, len(records), 1000):
+        processor.process_records(_Batch(records[start : start + 1000], checkpointer))
+    elapsed = time.perf_counter() - started
+    assert not processor.pending and checkpointer.taken == -(-len(records) // 1000)
+    for events in histories[:: max(1, budgets // 10)]:
+        assert store.pointer(events[0].budget) == events[-1].event_id
+    return budgets * per_budget / elapsed
+
+
+def persist_and_read(store: Store, count: int) -> dict[str, float]:
+    budget = f"persist-{uuid.uuid4().hex[:6]}"
+    persister = Persister(store)
+    latencies = []
+    for event in history(budget, count, base_id()):
+        t0 = time.perf_counter()
+        persister.persist(budget, str(event.type), event.transaction_id, event.data)
+        latencies.append(time.perf_counter() - t0)
+    Projector(store).catch_up(budget)
+    reads = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        read_transactions(store, budget, projector=None)
+        reads.append(time.perf_counter() - t0)
+    return {
+        "persist_p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "persist_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+        "validated_read_p50_ms": round(statistics.median(reads) * 1000, 2),
+    }
+
+
+def plot(figures: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = figures["backlog"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["batch"] for r in rows], [r["ratio"] for r in rows], marker="o")
+    ax.axhline(1.0, color="grey", linestyle=":", label="raw loop (1x)")
+    ax.axhline(5.0, color="green", linestyle="--", label="target (5x)")
+    ax.set_xscale("log")
+    ax.set_xlabel("events per step (--batch)")
+    ax.set_ylabel("backlog events/s / raw loop calls/s")
+    ax.set_title(f"One budget's backlog on DynamoDB Local ({figures['when'][:10]})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000, help="backlog of one budget")
+    parser.add_argument(
+        "--single-events", type=int, default=1_000, help="backlog for --batch 1 (slow)"
+    )
+    parser.add_argument("--batches", default="1,5,10,25,50,100")
+    parser.add_argument("--budgets", type=int, default=300)
+    parser.add_argument("--per-budget", type=int, default=10)
+    parser.add_argument("--concurrency", default="1,4,8,16")
+    parser.add_argument("--raw-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    logs.configure("error")
+    server = dynamodb_local.start()
+    try:
+        settings = Settings(endpoint_url=server.endpoint_url)
+        client = aws.dynamodb(settings)
+        create_tables(client, settings)
+        store = Store.from_settings(client, settings)
+        raw_loop(store, 2.0, 200)  # warm the server's JIT before anything is measured
+
+        def raw() -> float:
+            return raw_loop(store, args.raw_seconds, 5_000)
+
+        raws = [raw()]
+        rows = []
+        for batch in [int(b) for b in args.batches.split(",")]:
+            events = args.single_events if batch == 1 else args.events
+            rate = backlog(store, batch, events)
+            rows.append({"batch": batch, "events": events, "events_per_s": round(rate, 1)})
+            print(f"backlog batch={batch:<4} {events} events  {rate:8.1f} events/s", flush=True)
+        raws.append(raw())
+        drains = []
+        handler = catch_up_then_rebuild(Projector(store), Rebuilder(store))
+        for concurrency in [int(c) for c in args.concurrency.split(",")]:
+            rate = stream_drain(store, args.budgets, args.per_budget, concurrency, handler)
+            drains.append({"concurrency": concurrency, "rebuild": True, "events_per_s": rate})
+            print(f"stream drain concurrency={concurrency:<3} {rate:8.1f} events/s", flush=True)
+        top = max(int(c) for c in args.concurrency.split(","))
+        rate = stream_drain(store, args.budgets, args.per_budget, top, Projector(store).catch_up)
+        drains.append({"concurrency": top, "rebuild": False, "events_per_s": rate})
+        print(f"stream drain concurrency={top:<3} no rebuild {rate:8.1f} events/s", flush=True)
+        raws.append(raw())
+        latency = persist_and_read(store, 200)
+    finally:
+        server.stop()
+    raw_rate = statistics.median(raws)
+    for row in rows:
+        row["ratio"] = round(row["events_per_s"] / raw_rate, 2)
+    for drain in drains:
+        drain["events_per_s"] = round(drain["events_per_s"], 1)
+        drain["ratio"] = round(drain["events_per_s"] / raw_rate, 2)
+    figures: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.system()} Python {platform.python_version()}"
+        f", {__import__('os').cpu_count()} cores (shared)",
+        "server": "DynamoDB Local (in memory, loopback, same machine)",
+        "command": "make bench",
+        "raw_loop_calls_per_s": [round(r, 1) for r in raws],
+        "raw_loop_median": round(raw_rate, 1),
+        "backlog": rows,
+        "stream_drain": {
+            "budgets": args.budgets,
+            "events_per_budget": args.per_budget,
+            "runs": drains,
+        },
+        **latency,
+        "bench_process_peak_rss_mb": round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+        ),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "throughput.json").write_text(json.dumps(figures, indent=2) + "\n")
+    plot(figures, RESULTS / "backlog_by_batch.png")
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
