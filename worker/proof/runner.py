@@ -15,6 +15,7 @@ the one command that reproduces it.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import queue
@@ -494,6 +495,60 @@ def render_report(runs: list[RunSummary], bad_inputs: dict[str, Any] | None) -> 
     return "\n".join(lines) + "\n"
 
 
+def render_long_runs(documents: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The long runs' section, from the `simulate --json` documents committed next to the
+    report (docs/simulation-runs/*.json), so that regenerating the report keeps them."""
+    if not documents:
+        return []
+    lines = [
+        "",
+        "## Long runs",
+        "",
+        "Each row is one committed `budget-worker simulate --json` document "
+        "(`docs/simulation-runs/`); figures are that run's own.",
+        "",
+        "| run | backend | seeds | ops per seed | jobs | wall time | seconds per seed "
+        "| peak RSS | faults | checks | violations | stopped by |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    kinds: Counter[str] = Counter()
+    for name, document in documents:
+        for run in document["runs"]:
+            kinds.update(run.get("faults_by_kind", {}))
+            rss = f"{run['peak_rss_mb']:.0f} MB"
+            if run.get("server_peak_rss_mb") is not None:
+                rss += f" (DynamoDB Local {run['server_peak_rss_mb']:.0f} MB)"
+            stopped = (
+                "interrupt"
+                if run["interrupted"]
+                else "time budget"
+                if run["time_budget_reached"]
+                else "all seeds run"
+            )
+            lines.append(
+                f"| {name} | {run['backend']} | {run['seeds']} (from {run['first_seed']}) "
+                f"| {run['ops_per_seed']} | {run['jobs']} | {run['seconds']:.0f} s "
+                f"| {run['seconds_per_seed']} s | {rss} | {sum(run['faults'].values())} "
+                f"| {sum(run['checks'].values())} | {len(run['violations'])} | {stopped} |"
+            )
+    lines += [
+        "",
+        "Faults injected in these runs, by kind: "
+        + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+        + ".",
+    ]
+    return lines
+
+
 def write_report(path: Path, runs: list[RunSummary], bad_inputs: dict[str, Any] | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(runs, bad_inputs))
+    documents = [
+        (p.stem, json.loads(p.read_text()))
+        for p in sorted((path.parent / "simulation-runs").glob("*.json"))
+    ]
+    notes = path.parent / "simulation-runs" / "NOTES.md"  # measurements made by hand
+    path.write_text(
+        render_report(runs, bad_inputs)
+        + "".join(f"{line}\n" for line in render_long_runs(documents))
+        + (f"\n{notes.read_text()}" if notes.exists() else "")
+    )
