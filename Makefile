@@ -52,8 +52,9 @@ bench: setup
 	$(BIN)/python -m benchmarks.projector
 	$(BIN)/python -m benchmarks.throughput
 
+# Long runs: one worker process per core, memory of one seed, as many seeds as fit in the budget.
 simulate: setup
-	$(BIN)/budget-worker simulate --backend moto --seeds 200
+	$(BIN)/budget-worker simulate --backend moto --seeds 1000 --ops 80 --time-budget 45m
 
 report: setup
 	$(BIN)/budget-worker simulate --backend moto --seeds 60 --other-seeds 6 --report docs/RELIABILITY.md

@@ -4,6 +4,7 @@ determinism, the bad-input corpus, and proof that its checks catch broken invari
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -106,3 +107,59 @@ def test_simulate_command_reports_and_exits_zero() -> None:
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["runs"][0]["seeds"] == 1 and document["runs"][0]["violations"] == []
+
+
+def test_a_seed_gives_the_same_result_whatever_the_number_of_jobs() -> None:
+    one = runner.run_seeds("moto", 40, 3, 12, jobs=1)
+    two = runner.run_seeds("moto", 40, 3, 12, jobs=2)
+    assert one.seeds == two.seeds == [40, 41, 42]
+    assert {s: r.as_json() for s, r in one.reports.items()} == {
+        s: r.as_json() for s, r in two.reports.items()
+    }
+
+
+def _sim_tables(client, seed: int) -> list[str]:
+    return [t for t in client.list_tables()["TableNames"] if t.startswith(f"sim-{seed}-")]
+
+
+def test_a_seeds_tables_are_gone_when_it_ends_on_moto() -> None:
+    with runner.moto_backend():
+        seed_runner = runner.SeedRunner(None)
+        client = seed_runner.client(seed_runner.settings(0))
+        result = seed_runner.run(5, 10)
+        assert result.report.checks  # the seed really ran
+        assert _sim_tables(client, 5) == []
+
+
+def test_a_seeds_tables_are_gone_when_it_ends_on_dynamodb_local(ddb_endpoint: str) -> None:
+    seed_runner = runner.SeedRunner(ddb_endpoint)
+    client = seed_runner.client(seed_runner.settings(0))
+    result = seed_runner.run(6, 10)
+    assert result.report.checks
+    assert _sim_tables(client, 6) == []
+
+
+SHORT_RUN = ("--seeds", "200", "--ops", "5", "--jobs", "1")
+
+
+def test_an_interrupted_run_reports_the_seeds_it_finished() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker", "simulate", "--json", *SHORT_RUN],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()  # written once the first seed's result is in
+        assert first.startswith("seed "), first
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    document = json.loads(stdout)
+    assert document["interrupted"] is True
+    run = document["runs"][0]
+    assert run["interrupted"] is True
+    assert 1 <= run["seeds"] < 200
+    assert process.returncode == 130

@@ -1,24 +1,38 @@
 """Runs the simulation over many seeds, on moto (fast) or DynamoDB Local (the real server),
 and writes the reliability report.
 
-    budget-worker simulate --backend moto --seeds 200
+    budget-worker simulate --backend moto --seeds 1000 --jobs 2 --time-budget 45m
     budget-worker simulate --backend local --seeds 10
     budget-worker simulate --report docs/RELIABILITY.md   # regenerate the report
 
-A failing seed prints the one command that reproduces it.
+Long runs must not grow: every seed gets its own tables, deleted when the seed ends, so a
+worker process holds at most one seed's data whatever the run's length. Seeds run in `jobs`
+spawned worker processes; a seed's schedule depends on its number alone, so its result is the
+same whatever the number of jobs. Results reach the caller as each seed ends, so an
+interrupted or time-limited run still reports every seed it finished. A failing seed prints
+the one command that reproduces it.
 """
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import os
+import queue
+import resource
+import signal
 import time
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import boto3
 
 from worker import logs
 from worker.config import Settings, temporary_env
@@ -28,43 +42,81 @@ from worker.proof.simulation import SimConfig, SimReport, Simulation
 
 log = logs.get(__name__)
 
+# A worker process is replaced after this many seeds: its tables are deleted after each seed,
+# yet its peak memory still crept up by about 20 MB a seed at 80 operations (cause not found),
+# so a fresh process (about 2 s to start) is what keeps a long run's memory flat.
+SEEDS_PER_WORKER = 8
+SIM_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "simulation", "AWS_SECRET_ACCESS_KEY": "simulation"}
+
+
+@dataclass(slots=True)
+class SeedResult:
+    """One finished seed, as a worker process hands it back."""
+
+    report: SimReport
+    seconds: float
+    peak_rss_mb: float  # of the process that ran it, so far
+
 
 @dataclass(slots=True)
 class RunSummary:
     backend: str
     seeds: list[int] = field(default_factory=list)
     ops: int = 0
+    jobs: int = 1
     operations: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
     checks: Counter[str] = field(default_factory=Counter)
     failures: list[SimReport] = field(default_factory=list)
+    reports: dict[int, SimReport] = field(default_factory=dict)
     seconds: float = 0.0
+    seed_seconds: float = 0.0  # summed over seeds (CPU-bound: about jobs x wall time)
+    peak_rss_mb: float = 0.0  # the largest of the main and every worker process
+    server_peak_rss_mb: float | None = None  # DynamoDB Local's, for --backend local
+    interrupted: bool = False
+    time_budget_reached: bool = False
 
-    def add(self, report: SimReport) -> None:
+    def add(self, result: SeedResult) -> None:
+        report = result.report
         self.seeds.append(report.seed)
+        self.reports[report.seed] = report
         self.operations.update(report.operations)
         self.faults.update(report.faults)
         self.outcomes.update(report.outcomes)
         self.checks.update(report.checks)
+        self.seed_seconds += result.seconds
+        self.peak_rss_mb = max(self.peak_rss_mb, result.peak_rss_mb)
         if report.violations:
             self.failures.append(report)
 
     def reproduce(self, seed: int) -> str:
-        return (
-            f"budget-worker simulate --backend {self.backend} --start {seed} --seeds 1 "
-            f"--ops {self.ops}"
-        )
+        return reproduce_command(self.backend, seed, self.ops)
+
+    def faults_by_kind(self) -> Counter[str]:
+        kinds: Counter[str] = Counter()
+        for key, count in self.faults.items():  # "Operation:kind" -> kind
+            kinds[key.split(":", 1)[1]] += count
+        return kinds
 
     def as_json(self) -> dict[str, Any]:
+        done = len(self.seeds)
         return {
             "backend": self.backend,
-            "seeds": len(self.seeds),
+            "seeds": done,
             "first_seed": min(self.seeds, default=None),
+            "last_seed": max(self.seeds, default=None),
             "ops_per_seed": self.ops,
+            "jobs": self.jobs,
             "seconds": round(self.seconds, 1),
+            "seconds_per_seed": round(self.seed_seconds / done, 2) if done else None,
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "server_peak_rss_mb": self.server_peak_rss_mb,
+            "interrupted": self.interrupted,
+            "time_budget_reached": self.time_budget_reached,
             "operations": dict(self.operations),
             "faults": dict(self.faults),
+            "faults_by_kind": dict(self.faults_by_kind()),
             "checks": dict(self.checks),
             "violations": [
                 {"seed": r.seed, "violations": r.violations, "reproduce": self.reproduce(r.seed)}
@@ -73,43 +125,166 @@ class RunSummary:
         }
 
 
-Backend = Callable[[], tuple[Callable[[], Any], str, str]]
-
-
-def _fresh_tables(endpoint_url: str | None) -> tuple[Callable[[], Any], str, str]:
-    """New tables for one seed: a client factory and the two table names."""
-    run = uuid.uuid4().hex[:8]
-    settings = Settings(
-        events_table=f"sim-{run}-e", projections_table=f"sim-{run}-p", endpoint_url=endpoint_url
+def reproduce_command(backend: str, seed: int, ops: int) -> str:
+    return (
+        f"budget-worker simulate --backend {backend} --start {seed} --seeds 1 --ops {ops} --jobs 1"
     )
-    create_tables(aws.dynamodb(settings), settings)
-    return (lambda: aws.dynamodb(settings)), settings.events_table, settings.projections_table
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _server_peak_rss_mb(pid: int) -> float | None:
+    """Another process's peak resident set (VmHWM), while it runs; None where unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+class SeedRunner:
+    """Runs seeds one after another in this process, each on tables of its own that are
+    deleted when it ends (also when it fails), so memory stays that of one seed.
+
+    One boto3 session serves every client: a session per client would load the service
+    model again for each of a seed's ten clients."""
+
+    def __init__(self, endpoint_url: str | None) -> None:
+        self.endpoint_url = endpoint_url
+        self.session = boto3.session.Session(
+            aws_access_key_id=SIM_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=SIM_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=Settings().region,
+        )
+
+    def settings(self, seed: int) -> Settings:
+        run = uuid.uuid4().hex[:8]  # unique even on a DynamoDB Local that others share
+        return Settings(
+            events_table=f"sim-{seed}-{run}-e",
+            projections_table=f"sim-{seed}-{run}-p",
+            endpoint_url=self.endpoint_url,
+        )
+
+    def client(self, settings: Settings) -> Any:
+        return self.session.client(
+            "dynamodb",
+            endpoint_url=settings.endpoint_url,
+            config=aws._config(settings),  # exactly the production client configuration
+        )
+
+    def run(self, seed: int, ops: int) -> SeedResult:
+        began = time.monotonic()
+        settings = self.settings(seed)
+        admin = self.client(settings)
+        create_tables(admin, settings)
+        try:
+            report = Simulation(
+                SimConfig(seed=seed, ops=ops),
+                lambda: self.client(settings),
+                settings.events_table,
+                settings.projections_table,
+            ).run()
+        finally:
+            for table in (settings.events_table, settings.projections_table):
+                admin.delete_table(TableName=table)
+        return SeedResult(report, time.monotonic() - began, peak_rss_mb())
 
 
 @contextmanager
-def moto_backend() -> Iterator[Backend]:
+def moto_backend() -> Iterator[str | None]:
+    """moto for the duration of the block; yields the endpoint (None: moto intercepts)."""
     try:
         from moto import mock_aws
     except ImportError as exc:  # a dev dependency
         raise RuntimeError("the moto backend needs moto (pip install -e '.[dev]')") from exc
-    with (
-        temporary_env({"AWS_ACCESS_KEY_ID": "simulation", "AWS_SECRET_ACCESS_KEY": "simulation"}),
-        mock_aws(),
-    ):
-        yield lambda: _fresh_tables(None)
+    with temporary_env(SIM_CREDENTIALS), mock_aws():
+        yield None
 
 
 @contextmanager
-def local_backend(endpoint: str | None) -> Iterator[Backend]:
+def local_backend(endpoint: str | None, summary: RunSummary | None = None) -> Iterator[str]:
+    """DynamoDB Local at `endpoint`, or one started for the block (its peak memory is
+    recorded in `summary` before it stops)."""
     from worker.local import dynamodb_local
 
-    server = None if endpoint else dynamodb_local.start()
-    url = endpoint or (server.endpoint_url if server else None)
+    if endpoint:
+        yield endpoint
+        return
+    server = dynamodb_local.start()
     try:
-        yield lambda: _fresh_tables(url)
+        yield server.endpoint_url
     finally:
-        if server is not None:
-            server.stop()
+        if summary is not None:
+            summary.server_peak_rss_mb = _server_peak_rss_mb(server.pid)
+        server.stop()
+
+
+# -- worker processes ----------------------------------------------------------------------------
+
+_worker: SeedRunner | None = None
+_worker_contexts = ExitStack()
+
+
+def _worker_init(backend: str, endpoint: str | None) -> None:
+    """A spawned worker: quiet, deaf to the terminal's Ctrl-C (the parent decides when the
+    run stops), and on its own moto for the life of the process."""
+    global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logs.configure("critical")
+    if backend == "moto":
+        _worker_contexts.enter_context(moto_backend())  # one mock for the process's life
+    _worker = SeedRunner(endpoint)
+
+
+class SeedCrashed(RuntimeError):
+    """The harness itself failed on a seed in a worker process (not a violation: those are
+    results). Carries the worker's traceback as text, because botocore's exceptions do not
+    survive pickling back to the parent (the run would wait for them for ever)."""
+
+
+def _worker_run(seed: int, ops: int) -> SeedResult:
+    assert _worker is not None, "worker process not initialised"
+    try:
+        return _worker.run(seed, ops)
+    except Exception as exc:
+        raise SeedCrashed(f"seed {seed}: {traceback.format_exc()}") from exc
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class _Stop(BaseException):
+    """SIGINT or SIGTERM, as an exception on the main thread."""
+
+
+_stop_requested = False
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block SIGINT and SIGTERM stop the run, which reports what it finished. The
+    signal also sets a flag checked between seeds, in case code under test (or moto) swallows
+    the exception raised in the middle of a seed."""
+    global _stop_requested
+    _stop_requested = False
+
+    def stop(*_: Any) -> None:
+        global _stop_requested
+        _stop_requested = True
+        raise _Stop
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_seeds(
@@ -119,23 +294,115 @@ def run_seeds(
     ops: int,
     *,
     endpoint: str | None = None,
-    progress: Callable[[int, SimReport], None] | None = None,
+    jobs: int = 1,
+    time_budget: float | None = None,
+    progress: Callable[[SeedResult], None] | None = None,
 ) -> RunSummary:
-    summary = RunSummary(backend, ops=ops)
+    """Run seeds `start` .. `start + seeds - 1`. `jobs` > 1 runs them in spawned worker
+    processes; 1 runs them here (so that tests can patch the code under test). A seed starts
+    only if it is expected to end within `time_budget` seconds; seeds still running when it
+    is spent are abandoned. Ctrl-C (and SIGTERM inside `sigterm_interrupts`) ends the run
+    with what finished, `interrupted` set."""
+    summary = RunSummary(backend, ops=ops, jobs=jobs)
     began = time.monotonic()
-    context = moto_backend() if backend == "moto" else local_backend(endpoint)
-    with context as fresh:
-        for seed in range(start, start + seeds):
-            client_factory, events_table, projections_table = fresh()
-            simulation = Simulation(
-                SimConfig(seed=seed, ops=ops), client_factory, events_table, projections_table
-            )
-            report = simulation.run()
-            summary.add(report)
-            if progress is not None:
-                progress(seed, report)
+    deadline = None if time_budget is None else began + time_budget
+    todo = iter(range(start, start + seeds))
+
+    def report(result: SeedResult) -> None:
+        summary.add(result)
+        if progress is not None:
+            progress(result)
+
+    def fits() -> bool:
+        if _stop_requested:
+            raise _Stop
+        if deadline is None:
+            return True
+        done = len(summary.seeds)
+        expected = summary.seed_seconds / done if done else 0.0
+        if time.monotonic() + expected <= deadline:
+            return True
+        summary.time_budget_reached = True
+        return False
+
+    try:
+        with _backend(backend, endpoint, summary) as url:
+            if jobs <= 1:
+                runner = SeedRunner(url)
+                for seed in todo:
+                    if not fits():
+                        break
+                    report(runner.run(seed, ops))
+            else:
+                _run_pool(backend, url, jobs, todo, ops, deadline, fits, report, summary)
+    except (KeyboardInterrupt, _Stop):
+        summary.interrupted = True
+    summary.seeds.sort()
+    summary.failures.sort(key=lambda r: r.seed)
     summary.seconds = time.monotonic() - began
+    summary.peak_rss_mb = max(summary.peak_rss_mb, peak_rss_mb())
     return summary
+
+
+@contextmanager
+def _backend(backend: str, endpoint: str | None, summary: RunSummary) -> Iterator[str | None]:
+    if backend == "moto":
+        with moto_backend() as url:
+            yield url
+    else:
+        with local_backend(endpoint, summary) as url:
+            yield url
+
+
+def _run_pool(
+    backend: str,
+    url: str | None,
+    jobs: int,
+    todo: Iterator[int],
+    ops: int,
+    deadline: float | None,
+    fits: Callable[[], bool],
+    report: Callable[[SeedResult], None],
+    summary: RunSummary,
+) -> None:
+    """At most `jobs` seeds in flight, so that stopping loses at most `jobs` seeds' work."""
+    finished: queue.SimpleQueue[SeedResult | BaseException] = queue.SimpleQueue()
+    context = multiprocessing.get_context("spawn")
+    pool = context.Pool(
+        jobs,
+        initializer=_worker_init,
+        initargs=(backend, url),
+        maxtasksperchild=SEEDS_PER_WORKER,
+    )
+    in_flight = 0
+    try:
+        exhausted = False
+        while True:
+            while not exhausted and in_flight < jobs and fits():
+                seed = next(todo, None)
+                if seed is None:
+                    exhausted = True
+                    break
+                pool.apply_async(
+                    _worker_run, (seed, ops), callback=finished.put, error_callback=finished.put
+                )
+                in_flight += 1
+            if in_flight == 0:
+                return
+            try:
+                item = finished.get(timeout=0.5)
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    summary.time_budget_reached = True
+                    return  # seeds still running are abandoned: the budget is spent
+                continue
+            in_flight -= 1
+            if isinstance(item, BaseException):
+                raise item
+            report(item)
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 def run_bad_inputs(cli_main: Callable[[list[str]], None]) -> dict[str, Any]:
@@ -249,6 +516,60 @@ def render_report(runs: list[RunSummary], bad_inputs: dict[str, Any] | None) -> 
     return "\n".join(lines) + "\n"
 
 
+def render_long_runs(documents: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The long runs' section, from the `simulate --json` documents committed next to the
+    report (docs/simulation-runs/*.json), so that regenerating the report keeps them."""
+    if not documents:
+        return []
+    lines = [
+        "",
+        "## Long runs",
+        "",
+        "Each row is one committed `budget-worker simulate --json` document "
+        "(`docs/simulation-runs/`); figures are that run's own.",
+        "",
+        "| run | backend | seeds | ops per seed | jobs | wall time | seconds per seed "
+        "| peak RSS | faults | checks | violations | stopped by |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    kinds: Counter[str] = Counter()
+    for name, document in documents:
+        for run in document["runs"]:
+            kinds.update(run.get("faults_by_kind", {}))
+            rss = f"{run['peak_rss_mb']:.0f} MB"
+            if run.get("server_peak_rss_mb") is not None:
+                rss += f" (DynamoDB Local {run['server_peak_rss_mb']:.0f} MB)"
+            stopped = (
+                "interrupt"
+                if run["interrupted"]
+                else "time budget"
+                if run["time_budget_reached"]
+                else "all seeds run"
+            )
+            lines.append(
+                f"| {name} | {run['backend']} | {run['seeds']} (from {run['first_seed']}) "
+                f"| {run['ops_per_seed']} | {run['jobs']} | {run['seconds']:.0f} s "
+                f"| {run['seconds_per_seed']} s | {rss} | {sum(run['faults'].values())} "
+                f"| {sum(run['checks'].values())} | {len(run['violations'])} | {stopped} |"
+            )
+    lines += [
+        "",
+        "Faults injected in these runs, by kind: "
+        + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+        + ".",
+    ]
+    return lines
+
+
 def write_report(path: Path, runs: list[RunSummary], bad_inputs: dict[str, Any] | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(runs, bad_inputs))
+    documents = [
+        (p.stem, json.loads(p.read_text()))
+        for p in sorted((path.parent / "simulation-runs").glob("*.json"))
+    ]
+    notes = path.parent / "simulation-runs" / "NOTES.md"  # measurements made by hand
+    path.write_text(
+        render_report(runs, bad_inputs)
+        + "".join(f"{line}\n" for line in render_long_runs(documents))
+        + (f"\n{notes.read_text()}" if notes.exists() else "")
+    )
