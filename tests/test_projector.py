@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import CREATE_T, assert_matches_fold, intents, new_budget
 from worker.engine.persist import Persister
-from worker.engine.projector import Projector
+from worker.engine.projector import DEFAULT_BATCH, Projector
 from worker.engine.reads import Store
 from worker.model import layout
 
@@ -102,9 +103,16 @@ def test_item_ahead_of_pointer_is_never_overwritten(store: Store, budget: str) -
     ]
 
 
-def test_racing_projectors_apply_each_event_exactly_once(store: Store, budget: str) -> None:
+@pytest.mark.parametrize(
+    ("events", "batches"), [(40, (DEFAULT_BATCH,) * 4), (60, (1, 3, 7, 25))], ids=["same", "mixed"]
+)
+def test_racing_projectors_apply_each_event_exactly_once(
+    store: Store, budget: str, events: int, batches: tuple[int, ...]
+) -> None:
+    """Racing projectors, with the same or different batch sizes: exactly one wins each step,
+    every event is applied once, and the budget converges to the fold."""
     persister = Persister(store)
-    for n in range(40):
+    for n in range(events):
         kind = ["TransactionCreated", "TransactionUpdated", "TransactionDeleted"][n % 3]
         data = (
             CREATE_T
@@ -115,13 +123,13 @@ def test_racing_projectors_apply_each_event_exactly_once(store: Store, budget: s
     applied: list[str] = []
     lock = threading.Lock()
 
-    def run() -> None:
+    def run(batch: int) -> None:
         own = Store(store.client, store.events_table, store.projections_table)
-        result = Projector(own).catch_up(budget)
+        result = Projector(own, batch=batch).catch_up(budget)
         with lock:
             applied.extend(result.applied_ids)
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
+    threads = [threading.Thread(target=run, args=(b,)) for b in batches]
     for t in threads:
         t.start()
     for t in threads:
@@ -226,31 +234,3 @@ def test_batched_step_cancelled_by_an_item_ahead_falls_back_to_single_steps(
     assert store.rejected(budget) == [
         (update.event_id, "transaction t1 already reflects a later event")
     ]
-
-
-def test_racing_projectors_with_different_batch_sizes_converge(store: Store, budget: str) -> None:
-    persister = Persister(store)
-    for n in range(60):
-        kind = ["TransactionCreated", "TransactionUpdated", "TransactionDeleted"][n % 3]
-        data = (
-            CREATE_T
-            if kind == "TransactionCreated"
-            else ({} if kind.endswith("Deleted") else {"amount": n})
-        )
-        persister.persist(budget, kind, f"t{n // 3}", data)
-    applied: list[str] = []
-    lock = threading.Lock()
-
-    def run(batch: int) -> None:
-        own = Store(store.client, store.events_table, store.projections_table)
-        result = Projector(own, batch=batch).catch_up(budget)
-        with lock:
-            applied.extend(result.applied_ids)
-
-    threads = [threading.Thread(target=run, args=(b,)) for b in (1, 3, 7, 25)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(applied) == [e.event_id for e in store.events(budget)]
-    assert_matches_fold(store, budget)
