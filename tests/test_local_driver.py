@@ -130,8 +130,11 @@ def persist_history(store: Store, budgets: list[str], per_budget: int) -> None:
 
 def test_kill_mid_batch_restart_and_replay(stream_settings: Settings, worker, env) -> None:
     store = Store.from_settings(aws.dynamodb(stream_settings), stream_settings)
-    budgets = [f"e2e-{i}-{uuid.uuid4().hex[:6]}" for i in range(6)]
+    budgets = [f"e2e-{i}-{uuid.uuid4().hex[:6]}" for i in range(12)]
     persist_history(store, budgets, 40)
+    # One budget at a time, so a batch takes long enough (each budget a batched step and a
+    # snapshot rebuild) for the kill below to land between its budgets.
+    env["BUDGET_CONCURRENCY"] = "1"
 
     first = worker()
     wait_until(lambda: store.pointer(budgets[0]) is not None, "the first budget is projected")
