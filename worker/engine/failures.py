@@ -71,7 +71,7 @@ def cancellation_codes(exc: ClientError) -> list[str]:
             inner = message[message.rfind("[") + 1 : message.rfind("]")]
             return [part.strip() for part in inner.split(",")]
         return []
-    return [str(r.get("Code", "None")) for r in reasons]
+    return [str(r.get("Code", ITEM_OK)) for r in reasons]
 
 
 def classify(exc: BaseException, *, is_write: bool) -> Outcome:
@@ -84,7 +84,7 @@ def classify(exc: BaseException, *, is_write: bool) -> Outcome:
             "LimitExceededException",
         }:
             return Outcome.RETRYABLE
-        if code == "TransactionCanceledException":
+        if code == TRANSACTION_CANCELED:
             # A cancelled transaction wrote nothing. If any item was cancelled by a conflict or
             # throttling, the verdicts on the others are not final: trying again is right.
             codes = set(cancellation_codes(exc))

@@ -31,6 +31,8 @@ from worker import logs
 from worker.engine.backoff import Backoff
 from worker.engine.failures import (
     CANCELLED_BY_CONDITION,
+    ITEM_OK,
+    TRANSACTION_CANCELED,
     Outcome,
     cancellation_codes,
     classify,
@@ -162,9 +164,9 @@ class Persister:
                 # The verdict is only sound when the event item's own reason is known: its
                 # condition failed (it exists) or held ("None": absent). A conflict or throttle
                 # on it says nothing, so that case is retried like any conflict.
-                decisive = bool(codes) and codes[0] in (CANCELLED_BY_CONDITION, "None")
+                decisive = bool(codes) and codes[0] in (CANCELLED_BY_CONDITION, ITEM_OK)
                 if (
-                    error_code(exc) == "TransactionCanceledException"
+                    error_code(exc) == TRANSACTION_CANCELED
                     and CANCELLED_BY_CONDITION in codes
                     and decisive
                 ):

@@ -31,6 +31,8 @@ from worker import logs
 from worker.engine.backoff import Backoff
 from worker.engine.failures import (
     CANCELLED_BY_CONDITION,
+    ITEM_OK,
+    TRANSACTION_CANCELED,
     Outcome,
     cancellation_codes,
     classify,
@@ -94,7 +96,7 @@ class Projector:
     rng: random.Random = field(default_factory=random.Random)
     clock: Callable[[], float] = time.time
     # Events per step (1 = one event per transaction); see DEFAULT_BATCH.
-    batch: int = field(default_factory=lambda: DEFAULT_BATCH)
+    batch: int = DEFAULT_BATCH
 
     def catch_up(self, budget: str) -> CatchUpResult:
         """Apply every event up to the head (re-read at the end, so events persisted during
@@ -229,15 +231,12 @@ class Projector:
                 return StepOutcome.COMMITTED
             except ClientError as exc:
                 codes = cancellation_codes(exc)
-                if (
-                    error_code(exc) == "TransactionCanceledException"
-                    and CANCELLED_BY_CONDITION in codes
-                ):
+                if error_code(exc) == TRANSACTION_CANCELED and CANCELLED_BY_CONDITION in codes:
                     # Only a decided pointer reason tells us anything: a conflict or throttle
                     # on the pointer next to a failed item condition is retried.
                     if codes[POINTER_INDEX] == CANCELLED_BY_CONDITION:
                         return StepOutcome.POINTER_MOVED
-                    if codes[POINTER_INDEX] == "None" and (
+                    if codes[POINTER_INDEX] == ITEM_OK and (
                         len(changes) > 1
                         or codes[TRANSACTION_INDEX : TRANSACTION_INDEX + 1]
                         == [CANCELLED_BY_CONDITION]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from worker import logs
-from worker.engine.failures import error_code
+from worker.engine.failures import CONDITIONAL_CHECK_FAILED, error_code
 from worker.model import layout
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class LeaseTable:
             )
             log.info("lease created", shard_id=shard_id, checkpoint=initial, parents=parents)
         except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != CONDITIONAL_CHECK_FAILED:
                 raise
 
     def take(self, shard_id: str, owner: str, failover_seconds: float) -> bool:
@@ -147,7 +147,7 @@ class LeaseTable:
                 },
             )
         except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == CONDITIONAL_CHECK_FAILED:
                 return False
             raise
         return True
@@ -209,7 +209,7 @@ class LeaseTable:
                 ExpressionAttributeValues={":me": layout.s(owner), **values},
             )
         except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == CONDITIONAL_CHECK_FAILED:
                 return False
             raise
         return True
