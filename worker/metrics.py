@@ -17,10 +17,8 @@ Dimensions are low-cardinality only: `service` (always `budget-worker`). Never a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 import sys
 import threading
 from collections import Counter
@@ -123,14 +121,13 @@ def stdout_sink(document: dict[str, Any]) -> None:
 
 
 def channel_sink(path: str) -> Sink:
-    """One datagram per document to the supervisor (`run`), which prints it on its stdout."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.setblocking(False)
+    """One datagram per document to the supervisor (`run`), which prints it on its stdout; the
+    same non-blocking sender as the child's log lines. A document the supervisor cannot take
+    is dropped: figures are not worth stalling a shard for."""
+    channel = logs.ChannelLogger(path, sys.stderr)
 
     def send(document: dict[str, Any]) -> None:
-        # The supervisor gone or busy: figures are not worth stalling a shard for.
-        with contextlib.suppress(OSError):
-            sock.sendto(json.dumps(document, separators=(",", ":")).encode(), path)
+        channel.send(json.dumps(document, separators=(",", ":")))
 
     return send
 
