@@ -9,13 +9,12 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.config import Settings
+from worker.config import Settings, temporary_env
 from worker.engine import aws
 from worker.engine.persist import Persister
 from worker.engine.reads import Store
@@ -222,9 +221,7 @@ def _cli(store: Store, settings: Settings, main: Callable[[list[str]], None]) ->
         "BUDGET_EVENTS_TABLE": settings.events_table,
         "BUDGET_PROJECTIONS_TABLE": settings.projections_table,
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with temporary_env(env):
         for argv in BAD_CLI:
             before = _events_written(store)
             err = io.StringIO()
@@ -241,12 +238,6 @@ def _cli(store: Store, settings: Settings, main: Callable[[list[str]], None]) ->
                 and any(line.startswith(("budget-worker", "usage")) for line in lines)
             )
             outcome.record(passed, f"cli {argv!r} -> exit {code}")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return outcome
 
 
