@@ -53,23 +53,17 @@ class SweepResult:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    budget: str
-    behind: bool
-    result: CatchUpResult | None = None
-    error: str | None = None
+def _catch_up_if_behind(
+    store: Store, handle: Callable[[str], CatchUpResult], budget: str
+) -> CatchUpResult | None:
+    """None for a budget that is current; a failure is raised and reported by the pool."""
+    return handle(budget) if is_behind(store, budget) else None
 
 
-def _one(store: Store, handle: Callable[[str], CatchUpResult], budget: str) -> _Outcome:
-    try:
-        if not is_behind(store, budget):
-            return _Outcome(budget, behind=False)
-        return _Outcome(budget, behind=True, result=handle(budget))
-    except BudgetWorkerError as exc:
-        return _Outcome(budget, behind=True, error=str(exc))
-    except Exception as exc:  # a botocore error that escaped the retries: report, go on
-        return _Outcome(budget, behind=True, error=f"{type(exc).__name__}: {exc}")
+def _reason(error: Exception) -> str:
+    if isinstance(error, BudgetWorkerError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"  # a botocore error that escaped the retries
 
 
 def sweep(
@@ -91,17 +85,17 @@ def sweep(
     """
     total = SweepResult()
     listing = store.budgets() if budgets is None else budgets
-    for done in pool.each(lambda b: _one(store, handle, b), listing, workers):
-        outcome = done.value or _Outcome(done.item, behind=True, error=repr(done.error))
+    for done in pool.each(lambda b: _catch_up_if_behind(store, handle, b), listing, workers):
         total.budgets += 1
-        if outcome.behind:
+        if done.error is not None:  # counted as behind: it could not be shown current
             total.behind += 1
-        if outcome.result is not None:
-            total.applied += outcome.result.applied
-            total.rejected += outcome.result.rejected
-        if outcome.error is not None:
-            total.failed.append(SweepFailure(outcome.budget, outcome.error))
-            log.warning("sweep: budget failed", budget=outcome.budget, error=outcome.error)
+            failure = SweepFailure(done.item, _reason(done.error))
+            total.failed.append(failure)
+            log.warning("sweep: budget failed", budget=failure.budget, error=failure.error)
+        elif done.value is not None:
+            total.behind += 1
+            total.applied += done.value.applied
+            total.rejected += done.value.rejected
         if progress is not None:
             progress(total)
     total.failed.sort(key=lambda f: f.budget)
