@@ -26,7 +26,7 @@ import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,10 +42,6 @@ from worker.proof.simulation import SimConfig, SimReport, Simulation
 
 log = logs.get(__name__)
 
-# A worker process is replaced after this many seeds: its tables are deleted after each seed,
-# yet its peak memory still crept up by about 20 MB a seed at 80 operations (cause not found),
-# so a fresh process (about 2 s to start) is what keeps a long run's memory flat.
-SEEDS_PER_WORKER = 8
 SIM_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "simulation", "AWS_SECRET_ACCESS_KEY": "simulation"}
 
 
@@ -151,11 +147,19 @@ class SeedRunner:
     """Runs seeds one after another in this process, each on tables of its own that are
     deleted when it ends (also when it fails), so memory stays that of one seed.
 
+    On moto (`endpoint_url` None) each seed also runs in a mock of its own: moto keeps every
+    table object it ever made, deep copies taken for transaction rollback included, in a
+    class-level list that only the end of an outermost mock clears, so deleting the tables
+    alone still let a process grow by about 30 MB a seed at 80 operations. Inside an enclosing
+    mock (a test's) the seed's mock is nested and the enclosing one keeps its data.
+
     One boto3 session serves every client: a session per client would load the service
     model again for each of a seed's ten clients."""
 
     def __init__(self, endpoint_url: str | None) -> None:
         self.endpoint_url = endpoint_url
+        if endpoint_url is None:
+            _moto()  # its botocore handlers must be known before the session is made
         self.session = boto3.session.Session(
             aws_access_key_id=SIM_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=SIM_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -178,6 +182,12 @@ class SeedRunner:
         )
 
     def run(self, seed: int, ops: int) -> SeedResult:
+        if self.endpoint_url is None:
+            with moto_backend():
+                return self._run(seed, ops)
+        return self._run(seed, ops)
+
+    def _run(self, seed: int, ops: int) -> SeedResult:
         began = time.monotonic()
         settings = self.settings(seed)
         admin = self.client(settings)
@@ -195,14 +205,18 @@ class SeedRunner:
         return SeedResult(report, time.monotonic() - began, peak_rss_mb())
 
 
+def _moto() -> Any:
+    try:
+        import moto
+    except ImportError as exc:  # a dev dependency
+        raise RuntimeError("the moto backend needs moto (pip install -e '.[dev]')") from exc
+    return moto
+
+
 @contextmanager
 def moto_backend() -> Iterator[str | None]:
     """moto for the duration of the block; yields the endpoint (None: moto intercepts)."""
-    try:
-        from moto import mock_aws
-    except ImportError as exc:  # a dev dependency
-        raise RuntimeError("the moto backend needs moto (pip install -e '.[dev]')") from exc
-    with temporary_env(SIM_CREDENTIALS), mock_aws():
+    with temporary_env(SIM_CREDENTIALS), _moto().mock_aws():
         yield None
 
 
@@ -227,18 +241,15 @@ def local_backend(endpoint: str | None, summary: RunSummary | None = None) -> It
 # -- worker processes ----------------------------------------------------------------------------
 
 _worker: SeedRunner | None = None
-_worker_contexts = ExitStack()
 
 
 def _worker_init(backend: str, endpoint: str | None) -> None:
-    """A spawned worker: quiet, deaf to the terminal's Ctrl-C (the parent decides when the
-    run stops), and on its own moto for the life of the process."""
+    """A spawned worker: quiet and deaf to the terminal's Ctrl-C (the parent decides when the
+    run stops). On moto each seed brings its own mock (SeedRunner)."""
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logs.configure("critical")
-    if backend == "moto":
-        _worker_contexts.enter_context(moto_backend())  # one mock for the process's life
-    _worker = SeedRunner(endpoint)
+    _worker = SeedRunner(None if backend == "moto" else endpoint)
 
 
 class SeedCrashed(RuntimeError):
@@ -347,8 +358,7 @@ def run_seeds(
 @contextmanager
 def _backend(backend: str, endpoint: str | None, summary: RunSummary) -> Iterator[str | None]:
     if backend == "moto":
-        with moto_backend() as url:
-            yield url
+        yield None  # each seed runs in a mock of its own (SeedRunner)
     else:
         with local_backend(endpoint, summary) as url:
             yield url
@@ -372,7 +382,6 @@ def _run_pool(
         jobs,
         initializer=_worker_init,
         initargs=(backend, url),
-        maxtasksperchild=SEEDS_PER_WORKER,
     )
     in_flight = 0
     try:
