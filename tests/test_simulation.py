@@ -174,3 +174,10 @@ def test_an_interrupted_run_reports_the_seeds_it_finished() -> None:
     assert run["interrupted"] is True
     assert 1 <= run["seeds"] < 200
     assert process.returncode == 130
+
+
+def test_a_run_records_its_peak_memory_at_each_power_of_ten_seeds() -> None:
+    summary = runner.run_seeds("moto", 50, 10, 3, jobs=1).as_json()
+    after = summary["peak_rss_mb_after_seeds"]
+    assert list(after) == ["1", "10"]
+    assert 0 < after["1"] <= after["10"] == summary["peak_rss_mb"]

@@ -69,6 +69,9 @@ class RunSummary:
     seconds: float = 0.0
     seed_seconds: float = 0.0  # summed over seeds (CPU-bound: about jobs x wall time)
     peak_rss_mb: float = 0.0  # the largest of the main and every worker process
+    # Peak RSS so far when the 1st, 10th, 100th, 1,000th ... seed finished: flat if a long run
+    # holds the memory of one seed.
+    peak_rss_mb_after: dict[int, float] = field(default_factory=dict)
     server_peak_rss_mb: float | None = None  # DynamoDB Local's, for --backend local
     interrupted: bool = False
     time_budget_reached: bool = False
@@ -83,6 +86,9 @@ class RunSummary:
         self.checks.update(report.checks)
         self.seed_seconds += result.seconds
         self.peak_rss_mb = max(self.peak_rss_mb, result.peak_rss_mb)
+        done = len(self.seeds)
+        if done == 10 ** (len(str(done)) - 1):
+            self.peak_rss_mb_after[done] = round(self.peak_rss_mb, 1)
         if report.violations:
             self.failures.append(report)
 
@@ -107,6 +113,7 @@ class RunSummary:
             "seconds": round(self.seconds, 1),
             "seconds_per_seed": round(self.seed_seconds / done, 2) if done else None,
             "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "peak_rss_mb_after_seeds": {str(n): mb for n, mb in self.peak_rss_mb_after.items()},
             "server_peak_rss_mb": self.server_peak_rss_mb,
             "interrupted": self.interrupted,
             "time_budget_reached": self.time_budget_reached,
