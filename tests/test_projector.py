@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -234,3 +236,45 @@ def test_batched_step_cancelled_by_an_item_ahead_falls_back_to_single_steps(
     assert store.rejected(budget) == [
         (update.event_id, "transaction t1 already reflects a later event")
     ]
+
+
+class _Unprocessing:
+    """A client whose BatchGetItem leaves all but the first key unprocessed, once per call
+    of the test's choosing: DynamoDB does that when a table's read capacity runs short."""
+
+    def __init__(self, client: Any, times: int) -> None:
+        self._client, self.times, self.calls = client, times, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def batch_get_item(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.times:
+            self.times -= 1
+            (table, request), *_ = kwargs["RequestItems"].items()
+            first, rest = request["Keys"][:1], request["Keys"][1:]
+            answer = self._client.batch_get_item(RequestItems={table: {**request, "Keys": first}})
+            answer["UnprocessedKeys"] = {table: {**request, "Keys": rest}} if rest else {}
+            return answer
+        return self._client.batch_get_item(**kwargs)
+
+
+def test_transactions_are_read_in_batches_and_unprocessed_keys_asked_again(
+    moto_store: Store,
+) -> None:
+    persister = Persister(moto_store)
+    for n in range(150):
+        persister.persist("many", "TransactionCreated", f"t{n:03d}", {**CREATE_T, "amount": n})
+    persister.persist("many", "TransactionDeleted", "t007", {})
+    Projector(moto_store, batch=100).catch_up("many")
+    expected = {
+        f"t{n:03d}": moto_store.transaction_state("many", f"t{n:03d}").transaction
+        for n in range(150)
+    }
+    client = _Unprocessing(moto_store.client, times=2)
+    store = dataclasses.replace(moto_store, client=client)
+    found = store.live_transactions("many", [*expected, "never"])
+    assert found == {**expected, "never": None}
+    assert found["t007"] is None and found["t008"] is not None
+    assert client.calls == 4  # 100 keys: answered 1, 1, then 98; the other 51 in one call

@@ -125,8 +125,9 @@ class Projector:
                 run = page[
                     position : position + (1 if page[position].event_id <= single_until else limit)
                 ]
-                for tid in {e.transaction_id for e in run} - cache.keys():
-                    cache[tid] = self.store.transaction_state(budget, tid).transaction
+                missing = {e.transaction_id for e in run} - cache.keys()
+                if missing:
+                    cache.update(self.store.live_transactions(budget, sorted(missing)))
                 changes = self._decide(run, cache)
                 changes = changes[: fit(budget, changes)]
                 outcome = self._commit(budget, pointer, changes, bound)

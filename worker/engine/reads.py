@@ -6,12 +6,15 @@ reason about "what is committed now", which eventually consistent reads cannot t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from worker.config import Settings
-from worker.engine.backoff import retry_read
+from worker.engine.backoff import Backoff, retry_read
+from worker.errors import InfrastructureError
 from worker.model import layout
 from worker.model.events import Event
 from worker.model.fold import Transaction
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 EVENT_PAGE = 100
+BATCH_GET_KEYS = 100  # DynamoDB's limit per BatchGetItem
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,41 @@ class Store:
         return ItemState(
             layout.transaction_from_item(item), layout.string_attr(item, layout.LAST_EVENT_ID)
         )
+
+    def live_transactions(
+        self, budget: str, transaction_ids: Iterable[str]
+    ) -> dict[str, Transaction | None]:
+        """The live state of several transactions (None: absent or deleted), read strongly
+        consistently with one BatchGetItem per 100: a batched step touches up to a hundred
+        transactions, and one GetItem each cost more than the step's own write."""
+        found: dict[str, Transaction | None] = dict.fromkeys(transaction_ids)
+        keys = [layout.key(budget, layout.txn_sk(tid)) for tid in found]
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            request: Any = {
+                self.projections_table: {
+                    "Keys": keys[start : start + BATCH_GET_KEYS],
+                    "ConsistentRead": True,
+                }
+            }
+            delays = Backoff().delays()
+            while request:
+                page = retry_read(
+                    f"BatchGetItem {self.projections_table} {budget}",
+                    partial(self.client.batch_get_item, RequestItems=request),
+                )
+                for item in page["Responses"].get(self.projections_table, []):
+                    tid = layout.string_attr(item, "sk")[len(layout.TXN_PREFIX) :]  # type: ignore[index]
+                    found[tid] = layout.transaction_from_item(item)
+                request = dict(page.get("UnprocessedKeys") or {}) or None
+                if request:  # the server's capacity, not an error: back off and ask again
+                    delay = next(delays, None)
+                    if delay is None:
+                        raise InfrastructureError(
+                            f"BatchGetItem {self.projections_table} {budget}: keys still "
+                            "unprocessed after retries"
+                        )
+                    time.sleep(delay)
+        return found
 
     # -- queries ----------------------------------------------------------------------------
 
