@@ -61,20 +61,21 @@ def test_sweep_catches_up_every_lagging_budget(sweep_settings: Settings) -> None
     current = [f"cur-{i}" for i in range(3)]
     for b in lagging + current:
         history(store, b, 6)
-    for b in current:
-        Projector(store).catch_up(b)
+    for b in current:  # caught up, snapshots never rebuilt: as a worker that died with
+        Projector(store).catch_up(b)  # its rebuilds deferred leaves them
+        assert store.dirty_months(b)
 
     result = sweep(store, handler(store), workers=4)
 
-    assert (result.budgets, result.behind, result.failed) == (15, 12, [])
+    assert (result.budgets, result.behind, result.dirty, result.failed) == (15, 12, 3, [])
     assert result.applied == 12 * 5 and result.rejected == 12
     for b in lagging + current:
         assert_matches_fold(store, b)
         assert store.pointer(b) == store.head(b)
-    for b in lagging:
         assert store.dirty_months(b) == []  # snapshots rebuilt as part of handling a budget
+        assert read_snapshots(store, b).as_json()["snapshots"]
     again = sweep(store, handler(store), workers=2)
-    assert (again.budgets, again.behind, again.applied) == (15, 0, 0)
+    assert (again.budgets, again.behind, again.dirty, again.applied) == (15, 0, 0, 0)
 
 
 def test_failing_budgets_are_reported_and_the_rest_caught_up(sweep_settings: Settings) -> None:
@@ -168,7 +169,7 @@ def test_cli_sweep_and_status_behind(sweep_settings: Settings) -> None:
 
     code, doc, err = cli(sweep_settings, "catch-up", "--all", "--parallel", "2", "--json")
     assert code == 0, err
-    assert doc == {"budgets": 3, "behind": 3, "applied": 6, "rejected": 3, "failed": []}
+    assert doc == {"budgets": 3, "behind": 3, "dirty": 0, "applied": 6, "rejected": 3, "failed": []}
     code, behind, _ = cli(sweep_settings, "status", "--behind", "--json")
     assert behind == {"budgets": []}
 

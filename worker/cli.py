@@ -228,14 +228,15 @@ def _sweep(args: argparse.Namespace) -> int:
             bar.update(
                 task,
                 description=f"{total.budgets} budgets, {total.behind} behind, "
-                f"{total.applied} applied, {len(total.failed)} failed",
+                f"{total.dirty} dirty, {total.applied} applied, {len(total.failed)} failed",
             )
 
         result = sweep(store, handle, workers=workers, progress=progress)
 
     def human() -> None:
         _summary(
-            f"swept {result.budgets} budgets: {result.behind} behind, applied {result.applied}, "
+            f"swept {result.budgets} budgets: {result.behind} behind, {result.dirty} dirty "
+            f"(snapshots rebuilt), applied {result.applied}, "
             f"rejected {result.rejected}, failed {len(result.failed)}",
             [(f.budget, f.error) for f in result.failed],
         )
@@ -607,7 +608,8 @@ JSON_OUTPUT = {
     "exit 2 if a line failed validation, 1 if one failed for infrastructure reasons",
     "events list": '{"budget", "head", "events": [{"event_id", "type", "transaction_id", "data"}]}',
     "catch-up": '{"budget", "applied", "rejected", "pointer", "head"}; with --all: '
-    '{"budgets", "behind", "applied", "rejected", "failed": [{"budget", "error"}]}',
+    '{"budgets", "behind", "dirty", "applied", "rejected", "failed": [{"budget", "error"}]}; '
+    "dirty: budgets current but left with dirty markers, whose snapshots were rebuilt",
     "transactions": '{"budget", "as_of_event", "transactions": [{"transaction_id", "date", '
     '"amount", "account", "category", "payee", "memo", "last_event_id"}]} sorted by date, then id',
     "rejected": '{"budget", "rejected": [{"event_id", "reason"}]}',
@@ -698,7 +700,8 @@ def build_parser() -> Parser:
         "--all",
         action="store_true",
         help="the sweep: every budget that is behind, found through the budgets index "
-        "(recovery after an outage longer than the stream's retention); exit 1 if any failed",
+        "(recovery after an outage longer than the stream's retention), and the snapshots "
+        "of every budget left with dirty markers; exit 1 if any failed",
     )
     catch.add_argument(
         "--parallel",

@@ -1,11 +1,14 @@
-"""The sweep (`catch-up --all`): catch up every budget that is behind, found without the stream.
+"""The sweep (`catch-up --all`): catch up every budget that is behind, found without the stream,
+and rebuild the snapshots of every budget left with dirty markers.
 
 This is the recovery after an outage longer than the stream's retention (records expired, so
 nothing would ever name those budgets again), after a projection rebuild into a fresh table,
+after a stream worker died with snapshot rebuilds still deferred (their markers remain, I4),
 and after any doubt. Budgets come from the sparse budgets index one page at a time; each is
-checked with two strongly consistent reads (pointer, head) and only a budget that is behind is
-caught up. Work runs on the bounded per-budget pool (`worker.engine.pool`), so memory
-does not grow with the number of budgets. A failed budget is reported and the others go on.
+checked with strongly consistent reads (pointer, head, then its markers) and only a budget
+that is behind or dirty is handed on. Work runs on the bounded per-budget pool
+(`worker.engine.pool`), so memory does not grow with the number of budgets. A failed budget
+is reported and the others go on.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from worker import logs
 from worker.engine import pool
 from worker.engine.projector import CatchUpResult
 from worker.engine.reads import Store
+from worker.engine.snapshots import SnapshotStore
 from worker.engine.status import is_behind
 from worker.errors import BudgetWorkerError
 
@@ -39,6 +43,7 @@ class SweepResult:
 
     budgets: int = 0
     behind: int = 0
+    dirty: int = 0  # current, but left with dirty markers: snapshots rebuilt
     applied: int = 0
     rejected: int = 0
     failed: list[SweepFailure] = field(default_factory=list)
@@ -47,17 +52,23 @@ class SweepResult:
         return {
             "budgets": self.budgets,
             "behind": self.behind,
+            "dirty": self.dirty,
             "applied": self.applied,
             "rejected": self.rejected,
             "failed": [{"budget": f.budget, "error": f.error} for f in self.failed],
         }
 
 
-def _catch_up_if_behind(
+def _handle_if_needed(
     store: Store, handle: Callable[[str], CatchUpResult], budget: str
-) -> CatchUpResult | None:
-    """None for a budget that is current; a failure is raised and reported by the pool."""
-    return handle(budget) if is_behind(store, budget) else None
+) -> tuple[str, CatchUpResult] | None:
+    """("behind" | "dirty", result), or None for a budget that is current and clean; a
+    failure is raised and reported by the pool."""
+    if is_behind(store, budget):
+        return "behind", handle(budget)
+    if SnapshotStore(store).markers(budget):
+        return "dirty", handle(budget)
+    return None
 
 
 def _reason(error: Exception) -> str:
@@ -74,18 +85,19 @@ def sweep(
     budgets: Iterable[str] | None = None,
     progress: Callable[[SweepResult], None] | None = None,
 ) -> SweepResult:
-    """Catch up every budget that is behind.
+    """Catch up every budget that is behind; rebuild the snapshots of every dirty one.
 
     Args:
         store: where the budgets, heads and pointers are read.
-        handle: what to do with a budget that is behind (catch up, then rebuild snapshots).
+        handle: what to do with a budget that is behind or dirty (catch up, then rebuild
+            snapshots).
         workers: budgets handled at once.
         budgets: the budgets to consider (default: every budget, from the budgets index).
         progress: called after each budget with the running totals.
     """
     total = SweepResult()
     listing = store.budgets() if budgets is None else budgets
-    for done in pool.each(lambda b: _catch_up_if_behind(store, handle, b), listing, workers):
+    for done in pool.each(lambda b: _handle_if_needed(store, handle, b), listing, workers):
         total.budgets += 1
         if done.error is not None:  # counted as behind: it could not be shown current
             total.behind += 1
@@ -93,9 +105,13 @@ def sweep(
             total.failed.append(failure)
             log.warning("sweep: budget failed", budget=failure.budget, error=failure.error)
         elif done.value is not None:
-            total.behind += 1
-            total.applied += done.value.applied
-            total.rejected += done.value.rejected
+            why, result = done.value
+            if why == "behind":
+                total.behind += 1
+            else:
+                total.dirty += 1
+            total.applied += result.applied
+            total.rejected += result.rejected
         if progress is not None:
             progress(total)
     total.failed.sort(key=lambda f: f.budget)
@@ -103,6 +119,7 @@ def sweep(
         "sweep finished",
         budgets=total.budgets,
         behind=total.behind,
+        dirty=total.dirty,
         applied=total.applied,
         failed=len(total.failed),
     )
