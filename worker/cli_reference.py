@@ -38,6 +38,8 @@ After `make setup`, the command is `.venv/bin/budget-worker` (or `python -m work
   (default `budget-events`), `BUDGET_PROJECTIONS_TABLE` (default `budget-projections`),
   `BUDGET_LEASE_TABLE` (default `budget-worker`), `BUDGET_RETRY_QUEUE_URL` (optional),
   `BUDGET_CONCURRENCY` (budgets at once: a stream batch, `events import`, the sweep),
+  `BUDGET_SNAPSHOT_DELAY` (seconds before the stream worker rebuilds a caught-up budget's
+  snapshots; 0: at once),
   `BUDGET_METRICS` (`off` or `emf`) and `BUDGET_METRICS_NAMESPACE` (default `BudgetWorker`); the
   README's configuration table lists the rest.
 - `events import FILE` reads one JSON object per line:

@@ -37,6 +37,10 @@ class Settings:
     # Budgets handled at once: a stream batch's budgets, `events import`, the sweep
     # (BUDGET_CONCURRENCY; default by measurement, BENCHMARKS.md).
     concurrency: int = 16
+    # Seconds a stream worker waits before rebuilding a caught-up budget's snapshots, coalescing
+    # the budget's later batches into one rebuild (BUDGET_SNAPSHOT_DELAY; 0 = rebuild inline
+    # after each catch-up). The dirty markers keep what is waiting durable (I4).
+    snapshot_delay: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -51,6 +55,7 @@ class Settings:
             endpoint_url=kcl.dynamodb_endpoint,
             streams_endpoint_url=kcl.streams_endpoint,
             concurrency=_positive(env, "BUDGET_CONCURRENCY", cls.concurrency),
+            snapshot_delay=_seconds(env, "BUDGET_SNAPSHOT_DELAY", cls.snapshot_delay),
         )
 
     def with_kcl(self, kcl: KclSettings) -> Settings:
@@ -254,6 +259,19 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
         raise InvalidInput(f"{name} must be a whole number, not {raw!r}") from None
     if value < 1:
         raise InvalidInput(f"{name} must be at least 1, not {value}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not 0 <= value < float("inf"):
+        raise InvalidInput(f"{name} must be 0 or more seconds, not {raw}")
     return value
 
 
