@@ -51,6 +51,7 @@ bench: setup
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m benchmarks.projector
 	$(BIN)/python -m benchmarks.throughput
+	$(BIN)/python -m benchmarks.end_to_end
 
 # Long runs: one worker process per core, memory of one seed, as many seeds as fit in the budget.
 simulate: setup

@@ -11,8 +11,10 @@ What it measures:
 - backlog: one budget's backlog caught up by `Projector(batch=N)` (events/s), by batch size;
 - stream drain: a backlog of budgets x events delivered as stream records (1,000 per batch, as
   the local driver reads them) to the record processor in this process, by concurrency, with
-  the production handler (catch-up, then snapshot rebuild) and, at the highest concurrency,
-  without the rebuild (what the rebuild costs on the hot path);
+  the production handler (catch-up, snapshot rebuild deferred to the background thread, which
+  is drained at the end: both times are reported) and, at the highest concurrency, with the
+  rebuild inline (BUDGET_SNAPSHOT_DELAY=0) and with no rebuild at all (what the rebuild costs
+  on the hot path). benchmarks/end_to_end.py drains through `run --driver local` itself;
 - persist p50/p99 and validated read p50 (ms); the benchmark process's peak RSS (MB).
 """
 
@@ -46,6 +48,7 @@ from worker.engine.validated_read import read_transactions
 from worker.local import dynamodb_local
 from worker.model import layout
 from worker.model.events import Event, EventType
+from worker.stream.deferred_rebuilds import DeferredRebuilds
 from worker.stream.record_processor import BudgetRecordProcessor
 from worker.stream.runtime import catch_up_then_rebuild
 
@@ -183,9 +186,11 @@ def stream_drain(
     per_budget: int,
     concurrency: int,
     handler: Callable[[str], Any],
-) -> float:
+    deferred: DeferredRebuilds | None = None,
+) -> tuple[float, float]:
     """Events/s of draining a stream backlog: records in commit order, writers interleaved
-    across budgets, delivered 1,000 per batch; checkpoint after every batch."""
+    across budgets, delivered 1,000 per batch; checkpoint after every batch. Also events/s
+    counted until `deferred` (if any) has rebuilt every snapshot."""
     tag = uuid.uuid4().hex[:6]
     base = base_id()
     histories = [
@@ -204,10 +209,29 @@ def stream_drain(
     for start in range(0, len(records), 1000):
         processor.process_records(_Batch(records[start : start + 1000], checkpointer))
     elapsed = time.perf_counter() - started
+    if deferred is not None:
+        deferred.close()
+    with_snapshots = time.perf_counter() - started
     assert not processor.pending and checkpointer.taken == -(-len(records) // 1000)
     for events in histories[:: max(1, budgets // 10)]:
         assert store.pointer(events[0].budget) == events[-1].event_id
-    return budgets * per_budget / elapsed
+        assert store.dirty_months(events[0].budget) == [] or deferred is None
+    total = budgets * per_budget
+    return total / elapsed, total / with_snapshots
+
+
+def deferred_handler(store: Store) -> tuple[Callable[[str], Any], DeferredRebuilds]:
+    """The stream worker's production handler (worker.stream.runtime.budget_handler)."""
+    deferred = DeferredRebuilds(Rebuilder(store).rebuild, delay=Settings.snapshot_delay)
+    deferred.start()
+    projector = Projector(store)
+
+    def handle(budget: str) -> Any:
+        result = projector.catch_up(budget)
+        deferred.mark(budget)
+        return result
+
+    return handle, deferred
 
 
 def persist_and_read(store: Store, count: int) -> dict[str, float]:
@@ -283,16 +307,27 @@ def main() -> None:
             rows.append({"batch": batch, "events": events, "events_per_s": round(rate, 1)})
             print(f"backlog batch={batch:<4} {events} events  {rate:8.1f} events/s", flush=True)
         raws.append(raw())
-        drains = []
-        handler = catch_up_then_rebuild(Projector(store), Rebuilder(store))
-        for concurrency in [int(c) for c in args.concurrency.split(",")]:
-            rate = stream_drain(store, args.budgets, args.per_budget, concurrency, handler)
-            drains.append({"concurrency": concurrency, "rebuild": True, "events_per_s": rate})
-            print(f"stream drain concurrency={concurrency:<3} {rate:8.1f} events/s", flush=True)
+        drains: list[dict[str, Any]] = []
         top = max(int(c) for c in args.concurrency.split(","))
-        rate = stream_drain(store, args.budgets, args.per_budget, top, Projector(store).catch_up)
-        drains.append({"concurrency": top, "rebuild": False, "events_per_s": rate})
-        print(f"stream drain concurrency={top:<3} no rebuild {rate:8.1f} events/s", flush=True)
+        for concurrency in [int(c) for c in args.concurrency.split(",")]:
+            handler, deferred = deferred_handler(store)
+            rate, with_snapshots = stream_drain(
+                store, args.budgets, args.per_budget, concurrency, handler, deferred
+            )
+            drains.append(
+                {
+                    "concurrency": concurrency,
+                    "rebuild": "deferred",
+                    "events_per_s": rate,
+                    "events_per_s_until_snapshots_rebuilt": with_snapshots,
+                }
+            )
+            print(f"stream drain concurrency={concurrency:<3} {rate:8.1f} events/s", flush=True)
+        inline = catch_up_then_rebuild(Projector(store), Rebuilder(store))
+        for name, handler in (("inline", inline), ("none", Projector(store).catch_up)):
+            rate, _ = stream_drain(store, args.budgets, args.per_budget, top, handler)
+            drains.append({"concurrency": top, "rebuild": name, "events_per_s": rate})
+            print(f"stream drain concurrency={top:<3} rebuild {name} {rate:8.1f} events/s")
         raws.append(raw())
         latency = persist_and_read(store, 200)
     finally:
@@ -301,7 +336,9 @@ def main() -> None:
     for row in rows:
         row["ratio"] = round(row["events_per_s"] / raw_rate, 2)
     for drain in drains:
-        drain["events_per_s"] = round(drain["events_per_s"], 1)
+        for key in ("events_per_s", "events_per_s_until_snapshots_rebuilt"):
+            if key in drain:
+                drain[key] = round(drain[key], 1)
         drain["ratio"] = round(drain["events_per_s"] / raw_rate, 2)
     figures: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
