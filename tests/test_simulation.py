@@ -58,7 +58,9 @@ def test_the_checks_catch_a_missing_dirty_marker(monkeypatch: pytest.MonkeyPatch
         "months",
         property(lambda self: (self.after.month,) if self.after is not None else ()),
     )
-    summary = runner.run_seeds("moto", 0, 6, OPS)
+    # It shows in about one seed in three (14 of seeds 0-39 at 40 operations, none of 0-5
+    # since steps read their transactions with BatchGetItem), so ten seeds, not six.
+    summary = runner.run_seeds("moto", 0, 10, OPS)
     assert any(
         "presented fresh but wrong" in v or "did not converge" in v
         for r in summary.failures
