@@ -42,24 +42,15 @@ from worker.config import Settings
 from worker.engine import aws
 from worker.engine.persist import Persister
 from worker.engine.reads import Store
-from worker.engine.tables import create_tables
 from worker.engine.validated_read import read_transactions
 from worker.local import dynamodb_local
+from worker.local.scratch import scratch_tables
 from worker.model import layout
 
 
 def fresh(endpoint: str, tag: str) -> tuple[Settings, Store]:
-    run = uuid.uuid4().hex[:6]
-    settings = Settings(
-        events_table=f"{tag}-{run}-events",
-        projections_table=f"{tag}-{run}-projections",
-        lease_table=f"{tag}-{run}-leases",
-        endpoint_url=endpoint,
-        streams_endpoint_url=endpoint,
-    )
-    client = aws.dynamodb(settings)
-    create_tables(client, settings)
-    return settings, Store.from_settings(client, settings)
+    settings = scratch_tables(endpoint, tag)
+    return settings, Store.from_settings(aws.dynamodb(settings), settings)
 
 
 def pointers(store: Store, budgets: list[str]) -> dict[str, str | None]:

@@ -7,9 +7,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 from worker.config import Settings
-from worker.engine import aws
 from worker.engine.reads import Store
-from worker.engine.tables import create_tables
+from worker.local.scratch import scratch_tables
 from worker.model.fold import Projection
 from worker.proof.oracle import projection_differences
 
@@ -113,15 +112,4 @@ def raw_client(settings: Settings) -> Any:
 
 def fresh_tables(endpoint: str, prefix: str) -> Settings:
     """Settings naming new, uniquely named tables on `endpoint`, created and active."""
-    import uuid
-
-    run = uuid.uuid4().hex[:8]
-    settings = Settings(
-        events_table=f"{prefix}-{run}-events",
-        projections_table=f"{prefix}-{run}-projections",
-        lease_table=f"{prefix}-{run}-leases",
-        endpoint_url=endpoint,
-        streams_endpoint_url=endpoint,
-    )
-    create_tables(aws.dynamodb(settings), settings)
-    return settings
+    return scratch_tables(endpoint, prefix)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from worker.errors import InvalidInput
+
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True)
@@ -250,28 +253,35 @@ def _unescape(text: str) -> str:
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a whole number, not {raw!r}") from None
-    if value < 1:
-        raise InvalidInput(f"{name} must be at least 1, not {value}")
-    return value
+    return _number(env, name, default, int, "a whole number", lambda v: v >= 1, "at least 1")
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    finite = float("inf")
+    return _number(
+        env, name, default, float, "a number of seconds", lambda v: 0 <= v < finite, "0 or more"
+    )
+
+
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: N,
+    parse: Callable[[str], N],
+    kind: str,
+    valid: Callable[[N], bool],
+    bound: str,
+) -> N:
+    """A number from the environment (default when unset or empty), refused in one line."""
     raw = env.get(name)
     if not raw:
         return default
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
-        raise InvalidInput(f"{name} must be a number of seconds, not {raw!r}") from None
-    if not 0 <= value < float("inf"):
-        raise InvalidInput(f"{name} must be 0 or more seconds, not {raw}")
+        raise InvalidInput(f"{name} must be {kind}, not {raw!r}") from None
+    if not valid(value):
+        raise InvalidInput(f"{name} must be {bound}, not {raw}")
     return value
 
 
