@@ -183,3 +183,18 @@ def test_a_run_records_its_peak_memory_at_each_power_of_ten_seeds() -> None:
     after = summary["peak_rss_mb_after_seeds"]
     assert list(after) == ["1", "10"]
     assert 0 < after["1"] <= after["10"] == summary["peak_rss_mb"]
+
+
+def test_the_report_lists_each_committed_long_run_with_its_memory_by_seed_count() -> None:
+    document = {
+        "runs": [
+            {
+                **runner.run_seeds("moto", 60, 1, 3, jobs=1).as_json(),
+                "peak_rss_mb_after_seeds": {"1": 120.0, "10": 130.0, "100": 131.0},
+            }
+        ]
+    }
+    lines = runner.render_long_runs([("2026-01-01-moto", document)])
+    [row] = [line for line in lines if line.startswith("| 2026-01-01-moto |")]
+    assert "| moto | 1 (from 60) | 3 | 1 |" in row
+    assert "(after 1: 120, 10: 130, 100: 131)" in row and row.endswith("| 0 | all seeds run |")

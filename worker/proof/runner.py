@@ -553,6 +553,9 @@ def render_long_runs(documents: list[tuple[str, dict[str, Any]]]) -> list[str]:
         for run in document["runs"]:
             kinds.update(run.get("faults_by_kind", {}))
             rss = f"{run['peak_rss_mb']:.0f} MB"
+            after = run.get("peak_rss_mb_after_seeds") or {}
+            if len(after) > 1:  # flat from 10 seeds on if memory is that of one seed
+                rss += " (after " + ", ".join(f"{n}: {mb:.0f}" for n, mb in after.items()) + ")"
             if run.get("server_peak_rss_mb") is not None:
                 rss += f" (DynamoDB Local {run['server_peak_rss_mb']:.0f} MB)"
             stopped = (
