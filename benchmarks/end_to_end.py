@@ -47,6 +47,9 @@ from worker.local import dynamodb_local
 from worker.local.scratch import scratch_tables
 from worker.model import layout
 
+# How often the lag watcher reads the pointers it waits for: the resolution of the lag figures.
+POLL_SECONDS = 0.02
+
 
 def fresh(endpoint: str, tag: str) -> tuple[Settings, Store]:
     settings = scratch_tables(endpoint, tag)
@@ -186,11 +189,17 @@ class LagRun:
 
 
 def lag(
-    endpoint: str, rate: float, budgets: int, seconds: float, concurrency: int, logs_dir: Path
+    endpoint: str,
+    rate: float,
+    budgets: int,
+    seconds: float,
+    concurrency: int,
+    logs_dir: Path,
+    snapshot_delay: float = Settings.snapshot_delay,
 ) -> dict[str, Any]:
     settings, store = fresh(endpoint, "lag")
     names = [f"lag-{b:03d}" for b in range(budgets)]
-    worker = Worker(settings, concurrency, Settings.snapshot_delay, logs_dir / "lag.log")
+    worker = Worker(settings, concurrency, snapshot_delay, logs_dir / f"lag-{snapshot_delay}.log")
     worker.start()
     persister = Persister(store)
     # Warm up: one event per budget, and wait until the worker has applied them all (the
@@ -212,7 +221,7 @@ def lag(
             with lock:
                 budgets_waiting = sorted(b for b, w in waiting.items() if w)
             if not budgets_waiting:
-                time.sleep(0.005)
+                time.sleep(POLL_SECONDS)
                 continue
             seen = pointers(store, budgets_waiting)
             now = time.perf_counter()
@@ -223,6 +232,7 @@ def lag(
                         run.latencies.append(now - pending.pop(0)[1])
                     if not pending:
                         waiting.pop(budget, None)
+            time.sleep(POLL_SECONDS)  # the poll's own load must not be what is measured
 
     def sample() -> None:
         while writing.is_set():
@@ -261,6 +271,7 @@ def lag(
     steady = per_process[len(per_process) // 4 :]  # after the first quarter
     ms = [x * 1000 for x in run.latencies]
     return {
+        "snapshot_delay": snapshot_delay,
         "rate_asked": rate,
         "rate_achieved": round(achieved, 1),
         "budgets": budgets,

@@ -101,7 +101,7 @@ def test_the_background_thread_rebuilds_marked_budgets() -> None:
     assert rebuild.calls == ["a"]
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("", 1.0), ("0", 0.0), ("2.5", 2.5)])
+@pytest.mark.parametrize(("raw", "expected"), [("", 5.0), ("0", 0.0), ("2.5", 2.5)])
 def test_snapshot_delay_setting(raw: str, expected: float) -> None:
     assert Settings.from_env({"BUDGET_SNAPSHOT_DELAY": raw}).snapshot_delay == expected
 
