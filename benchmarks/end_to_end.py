@@ -198,6 +198,7 @@ def lag(
     concurrency: int,
     logs_dir: Path,
     snapshot_delay: float = Settings.snapshot_delay,
+    months: int = 12,
 ) -> dict[str, Any]:
     settings, store = fresh(endpoint, "lag")
     names = [f"lag-{b:03d}" for b in range(budgets)]
@@ -208,7 +209,8 @@ def lag(
     # driver's and children's start-up is not lag).
     last: dict[str, str] = {}
     for name in names:
-        last[name] = persister.persist(name, "TransactionCreated", "t0", _created(0)).event_id
+        warm = persister.persist(name, "TransactionCreated", "t0", _created(0, months))
+        last[name] = warm.event_id
     while any(p != last[b] for b, p in pointers(store, names).items()):
         time.sleep(0.1)
 
@@ -253,7 +255,7 @@ def lag(
             time.sleep(pause)
         name = names[n % budgets]
         t0 = time.perf_counter()
-        kind, tid, data = _event(n // budgets)
+        kind, tid, data = _event(n // budgets, months)
         event_id = persister.persist(name, kind, tid, data).event_id
         t1 = time.perf_counter()
         run.persist_ms.append((t1 - t0) * 1000)
@@ -274,6 +276,7 @@ def lag(
     ms = [x * 1000 for x in run.latencies]
     return {
         "snapshot_delay": snapshot_delay,
+        "months_written": months,
         "rate_asked": rate,
         "rate_achieved": round(achieved, 1),
         "budgets": budgets,
@@ -291,19 +294,21 @@ def lag(
     }
 
 
-def _created(n: int) -> dict[str, Any]:
-    return {"date": f"2026-{1 + n % 12:02d}-15", "amount": -n, "account": "a", "category": "c"}
+def _created(n: int, months: int) -> dict[str, Any]:
+    return {"date": f"2026-{1 + n % months:02d}-15", "amount": -n, "account": "a", "category": "c"}
 
 
-def _event(k: int) -> tuple[str, str, dict[str, Any]]:
+def _event(k: int, months: int) -> tuple[str, str, dict[str, Any]]:
     """A budget's k-th event after the warm-up: each transaction created, then updated three
-    times (every other update moves it to another month)."""
+    times (every other update changes its date), dates spread over `months` months: 1 is an
+    app whose users record this month's spending; 12 makes every snapshot rebuild rewrite a
+    year (each change dirties its month and every later one)."""
     tid = f"t{1 + k // 4}"
     if k % 4 == 0:
-        return "TransactionCreated", tid, _created(k)
+        return "TransactionCreated", tid, _created(k, months)
     if k % 2:
         return "TransactionUpdated", tid, {"amount": k}
-    return "TransactionUpdated", tid, {"date": f"2026-{1 + (k + 1) % 12:02d}-10"}
+    return "TransactionUpdated", tid, {"date": f"2026-{1 + (k + 1) % months:02d}-10"}
 
 
 @contextmanager
@@ -343,17 +348,21 @@ def main() -> None:
             row = drain(endpoint, args.budgets, args.per_budget, concurrency, delay, logs_dir)
             drains.append(row)
             print(f"drain {row}", flush=True)
-    with server_and_raw_loop(args.raw_seconds) as (endpoint, lag_raws):
-        latency = lag(
-            endpoint,
-            args.lag_rate,
-            args.lag_budgets,
-            args.lag_seconds,
-            Settings.concurrency,
-            logs_dir,
-        )
-        print(f"lag {latency}", flush=True)
-    latency["raw_loop_calls_per_s_same_server"] = [round(r, 1) for r in lag_raws]
+    lags = []
+    for months in (1, 12):
+        with server_and_raw_loop(args.raw_seconds) as (endpoint, lag_raws):
+            latency = lag(
+                endpoint,
+                args.lag_rate,
+                args.lag_budgets,
+                args.lag_seconds,
+                Settings.concurrency,
+                logs_dir,
+                months=months,
+            )
+            print(f"lag {latency}", flush=True)
+        latency["raw_loop_calls_per_s_same_server"] = [round(r, 1) for r in lag_raws]
+        lags.append(latency)
     raw_rate = statistics.median(raws)
     for row in drains:
         row["ratio"] = round(row["events_per_s"] / raw_rate, 2)
@@ -367,7 +376,7 @@ def main() -> None:
         "raw_loop_calls_per_s": [round(r, 1) for r in raws],
         "raw_loop_median": round(raw_rate, 1),
         "drain": {"budgets": args.budgets, "events_per_budget": args.per_budget, "runs": drains},
-        "lag": latency,
+        "lag": lags,
         "worker_logs": str(logs_dir),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
