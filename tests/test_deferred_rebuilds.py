@@ -146,3 +146,19 @@ def test_without_a_delay_the_rebuild_stays_inline(ddb_endpoint: str) -> None:
     processor: BudgetRecordProcessor = runtime.record_processor(settings)
     processor.process_records(Batch([rec("i-1", "7")], FakeCheckpointer()))
     assert_snapshots_match(store, "i-1")
+
+
+def test_close_stops_rebuilding_when_its_time_is_up() -> None:
+    clock = Clock()
+
+    def slow(budget: str) -> None:
+        rebuild(budget)
+        clock.now += 4.0  # each rebuild takes 4 s of the fake clock
+
+    rebuild = Rebuild()
+    deferred = DeferredRebuilds(slow, delay=3600.0, clock=clock)
+    for budget in ("a", "b", "c", "d"):
+        deferred.mark(budget)
+    deferred.close(within=10.0)
+    assert rebuild.calls == ["a", "b", "c"]  # at 0, 4 and 8 s; d is left to the sweep
+    assert deferred.pending() == ["d"]

@@ -27,6 +27,8 @@ log = logs.get(__name__)
 
 # A rebuild that failed is tried again after this many delays (its markers stay meanwhile).
 RETRY_DELAYS = 5
+# At exit, rebuilds still marked get this long (well inside a container's stop timeout).
+CLOSE_SECONDS = 10.0
 
 
 class DeferredRebuilds:
@@ -112,16 +114,27 @@ class DeferredRebuilds:
             except Exception:  # never let the thread die: the markers are still there
                 log.exception("deferred snapshot rebuilds: unexpected error")
 
-    def close(self) -> None:
-        """Stop the thread and rebuild what is still marked, once: on the way out the process
-        has nothing better to do, and whatever fails keeps its markers for the sweep."""
+    def close(self, within: float = CLOSE_SECONDS) -> None:
+        """Stop the thread and rebuild what is still marked, for at most `within` seconds: on
+        the way out the process has nothing better to do, but a shutdown must not wait on
+        hundreds of rebuilds. Whatever is left, or fails, keeps its markers for the sweep."""
         with self._lock:
             self._stopping = True
             self._lock.notify()
         if self._thread is not None:
             self._thread.join()
+        deadline = self.clock() + within
         left = self.pending()
         if left:
             log.info("rebuilding deferred snapshots before exit", budgets=len(left))
-            self.run_due(everything=True)
+        for done, budget in enumerate(left):
+            if self.clock() >= deadline:
+                log.warning(
+                    "deferred snapshot rebuilds left to the sweep (markers kept)",
+                    budgets=len(left) - done,
+                )
+                break
+            with self._lock:
+                self._due[budget] = self.clock()
+            self.run_due()
         log.info("deferred snapshot rebuilds stopped", rebuilt=self.rebuilt, failed=self.failed)
