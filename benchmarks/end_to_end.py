@@ -47,7 +47,6 @@ from worker.engine.reads import Store
 from worker.engine.validated_read import read_transactions
 from worker.local import dynamodb_local
 from worker.local.scratch import scratch_tables
-from worker.model import layout
 
 # How often the lag watcher reads the pointers it waits for: the resolution of the lag figures.
 POLL_SECONDS = 0.02
@@ -56,24 +55,6 @@ POLL_SECONDS = 0.02
 def fresh(endpoint: str, tag: str) -> tuple[Settings, Store]:
     settings = scratch_tables(endpoint, tag)
     return settings, Store.from_settings(aws.dynamodb(settings), settings)
-
-
-def pointers(store: Store, budgets: list[str]) -> dict[str, str | None]:
-    """Every budget's pointer, 100 per strongly consistent BatchGetItem (cheap to poll)."""
-    found: dict[str, str | None] = dict.fromkeys(budgets)
-    for start in range(0, len(budgets), 100):
-        request: Any = {
-            store.projections_table: {
-                "Keys": [layout.key(b, layout.POINTER_SK) for b in budgets[start : start + 100]],
-                "ConsistentRead": True,
-            }
-        }
-        while request:
-            page = store.client.batch_get_item(RequestItems=request)
-            for item in page["Responses"].get(store.projections_table, []):
-                found[item["pk"]["S"]] = layout.string_attr(item, layout.LAST_EVENT_ID)
-            request = page.get("UnprocessedKeys") or None
-    return found
 
 
 @dataclass
@@ -155,7 +136,7 @@ def drain(
     first: float | None = None
     left = set(names)
     while left:
-        now = {b: p for b, p in pointers(store, sorted(left)).items()}
+        now = store.pointers(sorted(left))
         if first is None and any(p is not None for p in now.values()):
             first = time.perf_counter()
         left = {b for b in left if now[b] != heads[b]}
@@ -211,7 +192,7 @@ def lag(
     for name in names:
         warm = persister.persist(name, "TransactionCreated", "t0", _created(0, months))
         last[name] = warm.event_id
-    while any(p != last[b] for b, p in pointers(store, names).items()):
+    while any(p != last[b] for b, p in store.pointers(names).items()):
         time.sleep(0.1)
 
     run = LagRun()
@@ -227,7 +208,7 @@ def lag(
             if not budgets_waiting:
                 time.sleep(POLL_SECONDS)
                 continue
-            seen = pointers(store, budgets_waiting)
+            seen = store.pointers(budgets_waiting)
             now = time.perf_counter()
             with lock:
                 for budget, pointer in seen.items():

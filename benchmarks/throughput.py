@@ -50,7 +50,7 @@ from worker.model import layout
 from worker.model.events import Event, EventType
 from worker.stream.deferred_rebuilds import DeferredRebuilds
 from worker.stream.record_processor import BudgetRecordProcessor
-from worker.stream.runtime import catch_up_then_rebuild
+from worker.stream.runtime import catch_up_then_mark, catch_up_then_rebuild
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -224,14 +224,7 @@ def deferred_handler(store: Store) -> tuple[Callable[[str], Any], DeferredRebuil
     """The stream worker's production handler (worker.stream.runtime.budget_handler)."""
     deferred = DeferredRebuilds(Rebuilder(store).rebuild, delay=Settings.snapshot_delay)
     deferred.start()
-    projector = Projector(store)
-
-    def handle(budget: str) -> Any:
-        result = projector.catch_up(budget)
-        deferred.mark(budget)
-        return result
-
-    return handle, deferred
+    return catch_up_then_mark(Projector(store), deferred), deferred
 
 
 def persist_and_read(store: Store, count: int) -> dict[str, float]:

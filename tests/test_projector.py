@@ -278,3 +278,4 @@ def test_transactions_are_read_in_batches_and_unprocessed_keys_asked_again(
     assert found == {**expected, "never": None}
     assert found["t007"] is None and found["t008"] is not None
     assert client.calls == 4  # 100 keys: answered 1, 1, then 98; the other 51 in one call
+    assert store.pointers(["many", "never"]) == {"many": store.head("many"), "never": None}

@@ -79,39 +79,46 @@ class Store:
             layout.transaction_from_item(item), layout.string_attr(item, layout.LAST_EVENT_ID)
         )
 
-    def live_transactions(
-        self, budget: str, transaction_ids: Iterable[str]
-    ) -> dict[str, Transaction | None]:
-        """The live state of several transactions (None: absent or deleted), read strongly
-        consistently with one BatchGetItem per 100: a batched step touches up to a hundred
-        transactions, and one GetItem each cost more than the step's own write."""
-        found: dict[str, Transaction | None] = dict.fromkeys(transaction_ids)
-        keys = [layout.key(budget, layout.txn_sk(tid)) for tid in found]
-        for start in range(0, len(keys), BATCH_GET_KEYS):
+    def items(self, table: str, keys: Iterable[tuple[str, str]]) -> Iterator[Item]:
+        """The items at several (budget, sort key) keys of `table` that exist, read strongly
+        consistently, 100 keys per BatchGetItem (DynamoDB's limit): a batched step touches up
+        to a hundred transactions, and one GetItem each cost more than the step's own write.
+        Keys left unprocessed (the server's capacity, not an error) are asked again with
+        backoff."""
+        wanted = [layout.key(budget, sort_key) for budget, sort_key in keys]
+        what = f"BatchGetItem {table}"
+        for start in range(0, len(wanted), BATCH_GET_KEYS):
             request: Any = {
-                self.projections_table: {
-                    "Keys": keys[start : start + BATCH_GET_KEYS],
-                    "ConsistentRead": True,
-                }
+                table: {"Keys": wanted[start : start + BATCH_GET_KEYS], "ConsistentRead": True}
             }
             delays = Backoff().delays()
             while request:
-                page = retry_read(
-                    f"BatchGetItem {self.projections_table} {budget}",
-                    partial(self.client.batch_get_item, RequestItems=request),
-                )
-                for item in page["Responses"].get(self.projections_table, []):
-                    tid = layout.string_attr(item, "sk")[len(layout.TXN_PREFIX) :]  # type: ignore[index]
-                    found[tid] = layout.transaction_from_item(item)
+                page = retry_read(what, partial(self.client.batch_get_item, RequestItems=request))
+                yield from page["Responses"].get(table, [])
                 request = dict(page.get("UnprocessedKeys") or {}) or None
-                if request:  # the server's capacity, not an error: back off and ask again
+                if request:
                     delay = next(delays, None)
                     if delay is None:
-                        raise InfrastructureError(
-                            f"BatchGetItem {self.projections_table} {budget}: keys still "
-                            "unprocessed after retries"
-                        )
+                        raise InfrastructureError(f"{what}: keys still unprocessed after retries")
                     time.sleep(delay)
+
+    def live_transactions(
+        self, budget: str, transaction_ids: Iterable[str]
+    ) -> dict[str, Transaction | None]:
+        """The live state of several transactions (None: absent or deleted)."""
+        found: dict[str, Transaction | None] = dict.fromkeys(transaction_ids)
+        keys = [(budget, layout.txn_sk(tid)) for tid in found]
+        for item in self.items(self.projections_table, keys):
+            tid = item[layout.SK]["S"][len(layout.TXN_PREFIX) :]
+            found[tid] = layout.transaction_from_item(item)
+        return found
+
+    def pointers(self, budgets: Iterable[str]) -> dict[str, str | None]:
+        """Several budgets' pointers (None: nothing projected yet)."""
+        found: dict[str, str | None] = dict.fromkeys(budgets)
+        keys = [(budget, layout.POINTER_SK) for budget in found]
+        for item in self.items(self.projections_table, keys):
+            found[item[layout.PK]["S"]] = layout.string_attr(item, layout.LAST_EVENT_ID)
         return found
 
     # -- queries ----------------------------------------------------------------------------

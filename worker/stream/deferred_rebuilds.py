@@ -74,6 +74,11 @@ class DeferredRebuilds:
         with self._lock:
             now = self.clock()
             budgets = [b for b, due in self._due.items() if everything or due <= now]
+        return self._rebuild(budgets)
+
+    def _rebuild(self, budgets: list[str]) -> int:
+        """Unmark and rebuild `budgets`; a failure is logged and marked again for later."""
+        with self._lock:
             for budget in budgets:
                 del self._due[budget]
         rebuilt = 0
@@ -134,7 +139,5 @@ class DeferredRebuilds:
                     budgets=len(left) - done,
                 )
                 break
-            with self._lock:
-                self._due[budget] = self.clock()
-            self.run_due()
+            self._rebuild([budget])
         log.info("deferred snapshot rebuilds stopped", rebuilt=self.rebuilt, failed=self.failed)

@@ -37,13 +37,7 @@ def budget_handler(
     projector = Projector(store)
     if deferred is None:
         return catch_up_then_rebuild(projector, Rebuilder(store))
-
-    def handle(budget: str) -> CatchUpResult:
-        result = projector.catch_up(budget)
-        deferred.mark(budget)  # also when nothing was applied: a crash may have left markers
-        return result
-
-    return handle
+    return catch_up_then_mark(projector, deferred)
 
 
 def deferred_rebuilds(settings: Settings) -> DeferredRebuilds | None:
@@ -61,6 +55,17 @@ def catch_up_then_rebuild(
     def handle(budget: str) -> CatchUpResult:
         result = projector.catch_up(budget)
         rebuilder.rebuild(budget)
+        return result
+
+    return handle
+
+
+def catch_up_then_mark(
+    projector: Projector, deferred: DeferredRebuilds
+) -> Callable[[str], CatchUpResult]:
+    def handle(budget: str) -> CatchUpResult:
+        result = projector.catch_up(budget)
+        deferred.mark(budget)  # also when nothing was applied: a crash may have left markers
         return result
 
     return handle
