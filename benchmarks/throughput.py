@@ -21,7 +21,6 @@ What it measures:
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import platform
 import resource
@@ -29,7 +28,6 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +46,7 @@ from worker.engine.validated_read import read_transactions
 from worker.local import dynamodb_local
 from worker.model import layout
 from worker.model.events import Event, EventType
+from worker.proof.kcl_inputs import Batch, Record, RecordingCheckpointer, record_data
 from worker.stream.deferred_rebuilds import DeferredRebuilds
 from worker.stream.record_processor import BudgetRecordProcessor
 from worker.stream.runtime import catch_up_then_mark, catch_up_then_rebuild
@@ -145,39 +144,9 @@ def backlog(store: Store, batch: int, events: int) -> float:
     return events / elapsed
 
 
-@dataclass
-class _Rec:
-    data: str
-    sequence_number: str
-    sub_sequence_number: int = 0
-
-
-@dataclass
-class _Checkpointer:
-    taken: int = 0
-
-    def checkpoint(self, sequence_number: Any = None, sub_sequence_number: Any = None) -> None:
-        self.taken += 1
-
-
-@dataclass
-class _Batch:
-    records: list[_Rec]
-    checkpointer: _Checkpointer
-    millis_behind_latest: int = 0
-
-
-def _record(budget: str, event_id: str, sequence: int) -> _Rec:
-    document = {
-        "eventName": "INSERT",
-        "eventSource": "aws:dynamodb",
-        "dynamodb": {
-            "Keys": {"pk": {"S": budget}, "sk": {"S": layout.event_sk(event_id)}},
-            "SequenceNumber": str(sequence),
-            "StreamViewType": "KEYS_ONLY",
-        },
-    }
-    return _Rec(base64.b64encode(json.dumps(document).encode()).decode(), str(sequence))
+def _record(event: Event, sequence: int) -> Record:
+    data = record_data(event.budget, layout.event_sk(event.event_id), sequence=sequence)
+    return Record(data, str(sequence))
 
 
 def stream_drain(
@@ -199,20 +168,20 @@ def stream_drain(
     for events in histories:
         seed(store, events)
     records = [
-        _record(events[n].budget, events[n].event_id, 1 + n * budgets + b)
+        _record(events[n], 1 + n * budgets + b)
         for n in range(per_budget)
         for b, events in enumerate(histories)
     ]
     processor = BudgetRecordProcessor(handler, None, concurrency=concurrency)
-    checkpointer = _Checkpointer()
+    checkpointer = RecordingCheckpointer()
     started = time.perf_counter()
     for start in range(0, len(records), 1000):
-        processor.process_records(_Batch(records[start : start + 1000], checkpointer))
+        processor.process_records(Batch(records[start : start + 1000], checkpointer))
     elapsed = time.perf_counter() - started
     if deferred is not None:
         deferred.close(within=float("inf"))  # every snapshot, however long it takes
     with_snapshots = time.perf_counter() - started
-    assert not processor.pending and checkpointer.taken == -(-len(records) // 1000)
+    assert not processor.pending and len(checkpointer.taken) == -(-len(records) // 1000)
     for events in histories[:: max(1, budgets // 10)]:
         assert store.pointer(events[0].budget) == events[-1].event_id
         assert store.dirty_months(events[0].budget) == [] or deferred is None

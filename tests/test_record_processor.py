@@ -4,39 +4,26 @@ ever covers a record whose budget was neither caught up nor queued."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 from amazon_kclpy.kcl import CheckpointError
 
 from tests.streamfmt import b64, record_json
 from worker.engine.projector import CatchUpResult
+from worker.proof.kcl_inputs import Batch, Record, RecordingCheckpointer
 from worker.stream.record_processor import BudgetRecordProcessor
 
 
 @dataclass
-class Rec:
-    data: str
-    sequence_number: str
-    sub_sequence_number: int = 0
+class FakeCheckpointer(RecordingCheckpointer):
+    """Raises the queued CheckpointErrors first, then takes checkpoints."""
 
-
-@dataclass
-class FakeCheckpointer:
     errors: list[str] = field(default_factory=list)
-    taken: list[Any] = field(default_factory=list)
 
     def checkpoint(self, sequence_number=None, sub_sequence_number=None) -> None:
         if self.errors:
             raise CheckpointError(self.errors.pop(0))
-        self.taken.append(sequence_number)
-
-
-@dataclass
-class Batch:
-    records: list[Rec]
-    checkpointer: FakeCheckpointer
-    millis_behind_latest: int = 0
+        super().checkpoint(sequence_number, sub_sequence_number)
 
 
 class FlakyCatchUp:
@@ -62,8 +49,8 @@ class Queue:
         self.items.append(budget)
 
 
-def rec(budget: str, seq: str, sk: str = "HEAD") -> Rec:
-    return Rec(b64(record_json(budget, sk=sk, sequence=seq)), seq)
+def rec(budget: str, seq: str, sk: str = "HEAD") -> Record:
+    return Record(b64(record_json(budget, sk=sk, sequence=seq)), seq)
 
 
 def test_distinct_budgets_are_caught_up_then_checkpointed() -> None:
@@ -121,7 +108,7 @@ def test_malformed_records_are_skipped_and_the_shard_goes_on(data: str) -> None:
     catch_up = FlakyCatchUp(set())
     processor = BudgetRecordProcessor(catch_up)
     cp = FakeCheckpointer()
-    processor.process_records(Batch([Rec(data, "1"), rec("ok", "2")], cp))
+    processor.process_records(Batch([Record(data, "1"), rec("ok", "2")], cp))
     assert catch_up.calls == ["ok"] and cp.taken == ["2"]
 
 

@@ -19,6 +19,7 @@ from worker.engine import aws
 from worker.engine.persist import Persister
 from worker.engine.reads import Store
 from worker.errors import InvalidInput
+from worker.proof.kcl_inputs import Batch, Record, RecordingCheckpointer, record_data
 from worker.stream.retry_queue import decode
 
 GOOD = {"date": "2026-01-15", "amount": -100, "account": "chk", "category": "food"}
@@ -241,48 +242,17 @@ def _cli(store: Store, settings: Settings, main: Callable[[list[str]], None]) ->
     return outcome
 
 
-@dataclass
-class _Rec:
-    data: str
-    sequence_number: str
-    sub_sequence_number: int = 0
-
-
-@dataclass
-class _Batch:
-    records: list[_Rec]
-    checkpointer: Any
-    millis_behind_latest: int = 0
-
-
-class _Checkpointer:
-    def __init__(self) -> None:
-        self.taken: list[str | None] = []
-
-    def checkpoint(
-        self, sequence_number: str | None = None, sub_sequence_number: int | None = None
-    ) -> None:
-        self.taken.append(sequence_number)
-
-
 def _records() -> Outcome:
     from worker.stream.record_processor import BudgetRecordProcessor
 
     outcome = Outcome()
-    good = _b64(
-        json.dumps(
-            {
-                "eventName": "INSERT",
-                "dynamodb": {"Keys": {"pk": {"S": "good"}, "sk": {"S": "HEAD"}}},
-            }
-        )
-    )
+    good = record_data("good", "HEAD")
     for n, data in enumerate(BAD_RECORDS):
         handled: list[str] = []
         processor = BudgetRecordProcessor(handled.append)
-        checkpointer = _Checkpointer()
+        checkpointer = RecordingCheckpointer()
         processor.process_records(
-            _Batch([_Rec(data, str(2 * n)), _Rec(good, str(2 * n + 1))], checkpointer)
+            Batch([Record(data, str(2 * n)), Record(good, str(2 * n + 1))], checkpointer)
         )
         # skipped with a log line; the good record behind it was handled and checkpointed
         outcome.record(

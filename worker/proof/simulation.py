@@ -14,8 +14,6 @@ with the same `--ops`.
 
 from __future__ import annotations
 
-import base64
-import json
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -31,10 +29,12 @@ from worker.engine.reads import Store
 from worker.engine.snapshots import Rebuilder, read_snapshots
 from worker.engine.validated_read import read_transactions
 from worker.errors import BudgetWorkerError, StaleProjection
+from worker.model import layout
 from worker.model.events import Event, canonical_json
 from worker.model.fold import fold
 from worker.model.snapshot_math import all_snapshots
 from worker.proof.faults import Crash, Fault, FaultInjector, Rule
+from worker.proof.kcl_inputs import Batch, Record, record_data
 from worker.proof.oracle import projection_differences
 from worker.stream.record_processor import BudgetRecordProcessor
 from worker.stream.runtime import catch_up_then_rebuild
@@ -390,8 +390,14 @@ class Simulation:
         self._discover_stream_records()
         batch = [r for r in self.stream if r.sequence > self.delivered][: self.rng.randint(1, 6)]
         self.delivered = batch[-1].sequence if batch else self.delivered
-        records = [_Record(r) for r in batch]
-        self.processor.process_records(_Batch(records, _SimCheckpointer(self)))
+        records = [
+            Record(
+                record_data(r.budget, layout.event_sk(r.event_id), sequence=r.sequence),
+                str(r.sequence),
+            )
+            for r in batch
+        ]
+        self.processor.process_records(Batch(records, _SimCheckpointer(self)))
 
     def _discover_stream_records(self) -> None:
         """Append every newly stored event to the simulated stream (commit order per budget
@@ -543,35 +549,6 @@ class Simulation:
 class _Init:
     shard_id = "shardId-sim"
     sequence_number = "TRIM_HORIZON"
-
-
-@dataclass
-class _Record:
-    ref: StreamRecordRef
-
-    @property
-    def data(self) -> str:
-        document = {
-            "eventName": "INSERT",
-            "dynamodb": {
-                "Keys": {"pk": {"S": self.ref.budget}, "sk": {"S": f"EVENT#{self.ref.event_id}"}},
-                "SequenceNumber": str(self.ref.sequence),
-            },
-        }
-        return base64.b64encode(json.dumps(document).encode()).decode()
-
-    @property
-    def sequence_number(self) -> str:
-        return str(self.ref.sequence)
-
-    sub_sequence_number = 0
-
-
-@dataclass
-class _Batch:
-    records: list[_Record]
-    checkpointer: Any
-    millis_behind_latest: int = 0
 
 
 class _SimCheckpointer:
