@@ -83,15 +83,21 @@ def test_health_follows_the_heartbeat(tmp_path: Path) -> None:
         health.check(60, beat, now=time.time() + 120)
 
 
-def test_run_kcl_without_the_launcher_jar_says_what_is_missing(tmp_path: Path) -> None:
-    env = {**os.environ, "BUDGET_KCL_LAUNCHER_JAR": str(tmp_path / "missing.jar")}
-    done = subprocess.run(
+def run_kcl(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`budget-worker run --driver kcl` as a user types it, for the cases that stop before
+    any daemon starts."""
+    return subprocess.run(
         [sys.executable, "-m", "worker", "run", "--driver", "kcl"],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_run_kcl_without_the_launcher_jar_says_what_is_missing(tmp_path: Path) -> None:
+    env = {**os.environ, "BUDGET_KCL_LAUNCHER_JAR": str(tmp_path / "missing.jar")}
+    done = run_kcl(env)
     assert done.returncode == 2
     assert "missing.jar" in done.stderr and "--driver local" in done.stderr
 
@@ -244,13 +250,7 @@ def test_run_kcl_refuses_a_shared_application_name(tmp_path: Path) -> None:
         "BUDGET_LEASE_TABLE": "team-b-leases",
     }
     env.pop("BUDGET_KCL_APPLICATION_NAME", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "worker", "run", "--driver", "kcl"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_kcl(env)
     assert done.returncode == 2
     reason = done.stderr.strip().splitlines()[-1]
     assert reason.startswith("budget-worker: KCL application name budget-worker")
