@@ -76,6 +76,21 @@ def new_budget() -> str:
     return f"budget-{uuid.uuid4().hex[:10]}"
 
 
+def persisted_history(
+    settings: Settings, steps: list[tuple[str, str, dict[str, Any]]]
+) -> tuple[Store, str]:
+    """A new budget on `settings`' tables with `steps` (intents) persisted in order."""
+    from worker.engine import aws
+    from worker.engine.persist import Persister
+
+    store = Store.from_settings(aws.dynamodb(settings), settings)
+    budget = new_budget()
+    persister = Persister(store)
+    for kind, tid, data in steps:
+        persister.persist(budget, kind, tid, data)
+    return store, budget
+
+
 def interleaved_store(
     settings: Any, store: Store, event: str, action: Any, when: Any = None
 ) -> tuple[Store, list[bool]]:

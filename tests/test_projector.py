@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import CREATE_T, assert_matches_fold, intents, new_budget
+from tests.helpers import CREATE_T, assert_matches_fold, intents, persisted_history
 from worker.engine.persist import Persister
 from worker.engine.projector import DEFAULT_BATCH, Projector
 from worker.engine.reads import Store
@@ -33,13 +33,7 @@ def dirty_markers(store: Store, budget: str) -> dict[str, str]:
 def test_random_histories_project_to_the_fold(
     ddb_settings, steps: list[tuple[str, str, dict[str, object]]]
 ) -> None:
-    from worker.engine import aws
-
-    store = Store.from_settings(aws.dynamodb(ddb_settings), ddb_settings)
-    budget = new_budget()
-    persister = Persister(store)
-    for kind, tid, data in steps:
-        persister.persist(budget, kind, tid, data)
+    store, budget = persisted_history(ddb_settings, steps)
     result = Projector(store).catch_up(budget)
     expected = assert_matches_fold(store, budget)
     assert result.pointer == result.head == store.head(budget)
@@ -188,13 +182,7 @@ def test_writers_and_projectors_concurrently_converge(store: Store, budget: str)
 def test_batched_catch_up_projects_to_the_fold(
     ddb_settings, steps: list[tuple[str, str, dict[str, object]]], batch: int
 ) -> None:
-    from worker.engine import aws
-
-    store = Store.from_settings(aws.dynamodb(ddb_settings), ddb_settings)
-    budget = new_budget()
-    persister = Persister(store)
-    for kind, tid, data in steps:
-        persister.persist(budget, kind, tid, data)
+    store, budget = persisted_history(ddb_settings, steps)
     calls: list[int] = []
     send = store.client.transact_write_items
 
