@@ -138,7 +138,7 @@ def _demo(store: Store, console: Console, timeout: float = 120.0) -> None:
     for event_id, reason in store.rejected(DEMO_BUDGET):
         console.print(f"rejected {event_id}: {reason}")
     while read_snapshots(store, DEMO_BUDGET).dirty_months and time.monotonic() < deadline:
-        time.sleep(0.2)  # the worker rebuilds snapshots right after catching up
+        time.sleep(0.2)  # the worker rebuilds snapshots BUDGET_SNAPSHOT_DELAY after catching up
     snapshots = Table(
         "month",
         "income",
