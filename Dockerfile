@@ -2,7 +2,7 @@
 # budget-worker for ECS: the Java launcher (KCL 3.x MultiLangDaemon + DynamoDB Streams Kinesis
 # Adapter 2.x) spawning `budget-worker kcl-processor` per shard.
 
-# --- 1. the launcher jar (Maven Central is reachable here, unlike on the dev machines) ---------
+# --- 1. the launcher jar: the same Maven command as `make setup` (JUnit tests, shaded jar) ----
 FROM maven:3.9.9-eclipse-temurin-17 AS launcher
 WORKDIR /build
 COPY launcher/pom.xml ./
@@ -10,17 +10,17 @@ RUN mvn -q -B dependency:go-offline
 COPY launcher/src ./src
 RUN mvn -q -B package
 
-# --- 2. the Python worker in a virtualenv ------------------------------------------------------
+# --- 2. the Python worker in a virtualenv, exactly as locked (uv.lock, as `make setup`) -------
 FROM python:3.11.11-slim-bookworm AS python
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 UV_PROJECT_ENVIRONMENT=/opt/venv
 WORKDIR /src
-RUN python -m venv /opt/venv
-COPY pyproject.toml README.md ./
+COPY scripts/uv-requirements.txt ./scripts/
+RUN python -m venv /opt/tools \
+    && /opt/tools/bin/pip install --require-hashes -r scripts/uv-requirements.txt
+COPY pyproject.toml uv.lock README.md ./
 COPY worker ./worker
-COPY scripts/install_kclpy.py ./scripts/
-# The normal amazon-kclpy install (its build fetches the KCL jars from Maven Central).
-RUN /opt/venv/bin/pip install . \
-    && BUDGET_KCLPY_MODE=full /opt/venv/bin/python scripts/install_kclpy.py
+# The `kcl` extra is amazon-kclpy's normal install (its build fetches the KCL jars).
+RUN /opt/tools/bin/uv sync --locked --no-editable --extra kcl
 
 # --- 3. slim runtime: Python + a headless JRE, non-root ---------------------------------------
 FROM python:3.11.11-slim-bookworm

@@ -2,22 +2,57 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.setup-stamp
+TOOLS := .venv-tools
+UV := $(TOOLS)/bin/uv
+# KCL=full (default): amazon-kclpy with its KCL jars and the production launcher jar, both
+# built from Maven Central. KCL=interface: for a machine that cannot reach Maven Central, the
+# amazon_kclpy protocol side only and no launcher (`run --driver kcl` then has nothing to run).
+KCL ?= full
+STAMP := $(VENV)/.setup-$(KCL)
+LAUNCHER_JAR := launcher/target/budget-worker-launcher.jar
+SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --extra dev
+ifeq ($(KCL),full)
+SYNC += --extra kcl
+SETUP_NEEDS := $(STAMP) $(LAUNCHER_JAR)
+else ifeq ($(KCL),interface)
+SETUP_NEEDS := $(STAMP)
+else
+$(error KCL must be full or interface)
+endif
 
-.PHONY: setup dev test lint lint-infra docs bench simulate report clean
+.PHONY: setup dev test lint lint-infra docs bench simulate report clean lock
 
-setup: $(STAMP)
+setup: $(SETUP_NEEDS)
 	@command -v javac >/dev/null 2>&1 || { echo "make setup: javac is required (a JDK 17+, e.g. apt-get install openjdk-17-jdk-headless): the tests compile the launcher's LauncherConfig" >&2; exit 1; }
 	@$(BIN)/budget-worker local fetch
 
-# Re-run only when the project's dependency declarations change (quick otherwise).
-$(STAMP): pyproject.toml scripts/install_kclpy.py
+# The pinned uv (hash-checked), which installs everything else from uv.lock.
+$(UV): scripts/uv-requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python scripts/install_kclpy.py
-	@touch $(STAMP)
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q --require-hashes -r scripts/uv-requirements.txt
+	@touch $@
+
+# Exactly the lock: `--locked` refuses to run when pyproject.toml and uv.lock disagree.
+# Re-run only when they change (quick otherwise).
+$(STAMP): pyproject.toml uv.lock $(UV) scripts/install_kclpy.py
+	@rm -f $(VENV)/.setup-*
+	$(SYNC)
+ifeq ($(KCL),interface)
+	$(TOOLS)/bin/python scripts/install_kclpy.py $(BIN)/python
+endif
+	@touch $@
+
+# The production launcher (KCL MultiLangDaemon + DynamoDB Streams adapter), as pinned in its
+# pom: Maven runs its JUnit tests, then shades one jar. Rebuilt only when launcher/ changes.
+$(LAUNCHER_JAR): launcher/pom.xml $(shell find launcher/src -type f 2>/dev/null)
+	@command -v mvn >/dev/null 2>&1 || { echo "make setup: Maven 3.8+ is required to build the KCL launcher (apt-get install maven); without Maven Central, run make setup KCL=interface (no launcher)" >&2; exit 1; }
+	cd launcher && mvn -B -q package
+	@touch $@
+
+# After editing dependencies in pyproject.toml: re-resolve uv.lock (then commit both).
+lock: $(UV)
+	$(UV) lock
 
 dev: setup
 	$(BIN)/budget-worker dev --demo
@@ -48,7 +83,7 @@ docs: setup
 	$(BIN)/python -m worker.cli_reference > docs/CLI.md
 
 bench: setup
-	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(SYNC) --extra bench
 	$(BIN)/python -m benchmarks.projector
 	$(BIN)/python -m benchmarks.throughput
 	$(BIN)/python -m benchmarks.end_to_end
@@ -61,4 +96,4 @@ report: setup
 	$(BIN)/budget-worker simulate --backend moto --seeds 60 --other-seeds 6 --report docs/RELIABILITY.md
 
 clean:
-	rm -rf $(VENV) $(INFRA_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) $(INFRA_VENV) launcher/target .mypy_cache .ruff_cache .pytest_cache .hypothesis
