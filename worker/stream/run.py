@@ -15,6 +15,8 @@ import shutil
 import signal
 import subprocess
 import threading
+from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -23,7 +25,7 @@ from worker import logs, metrics
 from worker.config import KclSettings, Settings, read_properties
 from worker.engine import aws
 from worker.errors import InvalidInput
-from worker.stream import health
+from worker.stream import health, region_proxy
 from worker.stream.local_driver import DriverConfig, LocalDriver
 from worker.stream.retry_queue import consume
 from worker.stream.runtime import budget_handler, retry_queue
@@ -32,6 +34,10 @@ from worker.stream.supervisor_channel import SupervisorChannel, forward
 log = logs.get(__name__)
 
 DEFAULT_LAUNCHER_JAR = "/opt/budget-worker/budget-worker-launcher.jar"
+# Where `make setup` builds it in a checkout (the package installed editable from the repo).
+CHECKOUT_LAUNCHER_JAR = (
+    Path(__file__).resolve().parents[2] / "launcher" / "target" / "budget-worker-launcher.jar"
+)
 DEFAULT_PROPERTIES = "/opt/budget-worker/properties/production.properties"
 
 
@@ -88,14 +94,25 @@ def kcl_settings(properties: str, env: dict[str, str] | None = None) -> KclSetti
     return KclSettings.resolve(read_properties(properties), os.environ if env is None else env)
 
 
+def launcher_jar(env: Mapping[str, str] | None = None) -> str:
+    """The jar to run: BUDGET_KCL_LAUNCHER_JAR, else the image's, else a checkout's build."""
+    env = os.environ if env is None else env
+    if env.get("BUDGET_KCL_LAUNCHER_JAR"):
+        return env["BUDGET_KCL_LAUNCHER_JAR"]
+    if not Path(DEFAULT_LAUNCHER_JAR).is_file() and CHECKOUT_LAUNCHER_JAR.is_file():
+        return str(CHECKOUT_LAUNCHER_JAR)
+    return DEFAULT_LAUNCHER_JAR
+
+
 def run_kcl(settings: Settings, stop: threading.Event) -> int:
-    jar = os.environ.get("BUDGET_KCL_LAUNCHER_JAR", DEFAULT_LAUNCHER_JAR)
+    jar = launcher_jar()
     properties = os.environ.get("BUDGET_KCL_PROPERTIES", DEFAULT_PROPERTIES)
     java = shutil.which("java")
     if java is None or not Path(jar).is_file():
         raise LauncherMissing(
-            f"the KCL launcher needs java and {jar} (built by the Docker image; set "
-            "BUDGET_KCL_LAUNCHER_JAR) — use `run --driver local` against DynamoDB Local"
+            f"the KCL launcher needs java and {jar} (built by `make setup` and the Docker "
+            "image; set BUDGET_KCL_LAUNCHER_JAR) — or use `run --driver local` against "
+            "DynamoDB Local"
         )
     if not Path(properties).is_file():
         raise LauncherMissing(
@@ -115,9 +132,30 @@ def run_kcl(settings: Settings, stop: threading.Event) -> int:
         region=kcl.region,
         endpoint=kcl.dynamodb_endpoint,
     )
-    with SupervisorChannel(forward) as channel:
+    command = [java, "-jar", jar, "--properties-file", properties]
+    with SupervisorChannel(forward) as channel, ExitStack() as stack:
         env = {**os.environ, **kcl.as_env(), logs.CHANNEL_ENV: channel.path}
-        return _supervise([java, "-jar", jar, "--properties-file", properties], env, settings, stop)
+        env.update(_dynamodb_local_shim(settings, kcl, stack))
+        return _supervise(command, env, settings, stop)
+
+
+def _dynamodb_local_shim(settings: Settings, kcl: KclSettings, stack: ExitStack) -> dict[str, str]:
+    """Against DynamoDB Local, the launcher's endpoints go through `region_proxy` (the pinned
+    adapter rejects DynamoDB Local's `ddblocal` stream region); against AWS, nothing."""
+    if kcl.dynamodb_endpoint is None:
+        return {}
+    arn = kcl.stream_arn
+    if arn is None:
+        table = aws.dynamodb(settings).describe_table(TableName=kcl.events_table)["Table"]
+        arn = table.get("LatestStreamArn")
+    if not region_proxy.needs_proxy(arn):
+        return {}
+    proxy = stack.enter_context(region_proxy.RegionProxy(kcl.dynamodb_endpoint, kcl.region))
+    return {
+        "AWS_ENDPOINT_URL_DYNAMODB": proxy.endpoint_url,
+        "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": proxy.endpoint_url,
+        "BUDGET_STREAM_ARN": region_proxy.present(str(arn), kcl.region),
+    }
 
 
 def _supervise(
