@@ -21,6 +21,9 @@ Bounded and local only: it binds 127.0.0.1 and refuses a non-loopback upstream; 
 connections, as botocore keeps them), request bodies are capped at DynamoDB's own 16 MB and a
 drawn latency at `MAX_LATENCY_MS`.
 
+It also counts the calls it forwards, by operation and table (`GET /__counts`), which is how
+the benchmarks count calls per budget of a worker running in another process.
+
 Run: `python -m benchmarks.latency_proxy --upstream http://127.0.0.1:8000` prints
 `listening <url>` on its first line; `proxied(upstream)` runs it as a child process (the
 proxy's threads then never compete with the benchmark's own for the GIL).
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import math
 import random
 import socket
@@ -92,6 +96,23 @@ def operation_of(target: str | None) -> str:
     return (target or "").rpartition(".")[2]
 
 
+def tables_of(body: bytes) -> str:
+    """The tables a request names (comma-separated), "stream" for stream reads: what the calls
+    are counted by, so a benchmark can tell the catch-up's reads from the rebuilds'."""
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return "?"
+    if "TableName" in request:
+        return str(request["TableName"])
+    if "RequestItems" in request:
+        return ",".join(sorted(request["RequestItems"]))
+    if "TransactItems" in request:
+        names = {next(iter(i.values())).get("TableName", "?") for i in request["TransactItems"]}
+        return ",".join(sorted(names))
+    return "stream" if "ShardIterator" in request or "StreamArn" in request else "?"
+
+
 def loopback(url: str) -> bool:
     return (urlsplit(url).hostname or "") in {"127.0.0.1", "localhost", "::1"}
 
@@ -110,7 +131,20 @@ class Proxy(ThreadingHTTPServer):
         self.rng = random.Random(seed)
         self.rng_lock = threading.Lock()
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.counts: dict[str, int] = {}  # "<operation> <tables>" -> calls forwarded
         super().__init__(("127.0.0.1", 0), Handler)
+
+    def count(self, operation: str, body: bytes) -> None:
+        key = f"{operation} {tables_of(body)}"
+        with self.rng_lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def take_counts(self, reset: bool) -> dict[str, int]:
+        with self.rng_lock:
+            counts = dict(self.counts)
+            if reset:
+                self.counts.clear()
+        return counts
 
     def delay_for(self, operation: str) -> float:
         latency = self.latencies.get(operation, SINGLE)
@@ -137,6 +171,19 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return  # one line per request would cost more than the requests
 
+    def do_GET(self) -> None:
+        """`GET /__counts` (`?reset=1` to start again): the calls forwarded so far, by
+        operation and table, as JSON. DynamoDB's clients only ever POST."""
+        if not self.path.startswith("/__counts"):
+            self.send_error(404)
+            return
+        payload = json.dumps(self.server.take_counts("reset=1" in self.path)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
     def do_POST(self) -> None:
         arrived = time.perf_counter()
         length = int(self.headers.get("Content-Length") or 0)
@@ -155,7 +202,9 @@ class Handler(BaseHTTPRequestHandler):
             self._connection = None
             self.send_error(502, "upstream unreachable")
             return
-        delay = self.server.delay_for(operation_of(self.headers.get("X-Amz-Target")))
+        operation = operation_of(self.headers.get("X-Amz-Target"))
+        self.server.count(operation, body)
+        delay = self.server.delay_for(operation)
         wait = arrived + delay - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
@@ -194,6 +243,15 @@ def serve(upstream: str, seed: int | None = None) -> Proxy:
 def url_of(proxy: Proxy) -> str:
     host, port = proxy.server_address[:2]
     return f"http://{host!s}:{port}"
+
+
+def counts(url: str, reset: bool = False) -> dict[str, int]:
+    """The calls a proxy at `url` has forwarded, by "<operation> <tables>"."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/__counts{'?reset=1' if reset else ''}") as answer:
+        found: dict[str, int] = json.loads(answer.read())
+    return found
 
 
 @contextmanager

@@ -10,7 +10,15 @@ import random
 
 import pytest
 
-from benchmarks.latency_proxy import DEFAULTS, Latency, Proxy, operation_of, serve, url_of
+from benchmarks.latency_proxy import (
+    DEFAULTS,
+    Latency,
+    Proxy,
+    counts,
+    operation_of,
+    serve,
+    url_of,
+)
 from tests.helpers import CREATE_T, assert_matches_fold, new_budget
 from worker.config import Settings
 from worker.engine import aws
@@ -53,3 +61,19 @@ def test_draws_have_the_asked_median_and_99th_percentile(latency: Latency) -> No
 def test_refuses_an_upstream_off_this_machine() -> None:
     with pytest.raises(ValueError, match="loopback"):
         Proxy("http://dynamodb.eu-west-1.amazonaws.com", DEFAULTS, None)
+
+
+def test_calls_are_counted_by_operation_and_table(ddb_settings: Settings) -> None:
+    proxy = serve(ddb_settings.endpoint_url or "", seed=2)
+    try:
+        settings = dataclasses.replace(ddb_settings, endpoint_url=url_of(proxy))
+        store = Store.from_settings(aws.dynamodb(settings), settings)
+        store.positions(["a", "b"])
+        store.head("a")
+        found = counts(url_of(proxy), reset=True)
+        tables = ",".join(sorted([settings.events_table, settings.projections_table]))
+        assert found == {f"BatchGetItem {tables}": 1, f"GetItem {settings.events_table}": 1}
+        assert counts(url_of(proxy)) == {}
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
