@@ -27,19 +27,12 @@ def retry_queue(settings: Settings) -> SqsRetryQueue | None:
     return SqsRetryQueue(aws.sqs(settings), settings.retry_queue_url)
 
 
-def budget_handler(
-    settings: Settings, deferred: DeferredRebuilds | None = None
-) -> Callable[[str], CatchUpResult]:
-    """What the worker does for a budget named by a stream record or a queue message: catch
-    it up, then have its dirty snapshots rebuilt. With `deferred`, the rebuild is scheduled on
-    it and the budget counts as handled once caught up (the stream's path: the markers are the
-    durable record, I4); without, it runs here and must succeed too (the retry queue's path,
-    where a budget is already a slow case)."""
+def budget_handler(settings: Settings) -> Callable[[str], CatchUpResult]:
+    """What the retry queue's consumer does for a budget: catch it up, then rebuild its
+    dirty snapshots here (it must succeed too: a queued budget is already the slow path).
+    The stream's batches go through `stream_catch_up_all` instead."""
     store = Store.from_settings(aws.dynamodb(settings), settings)
-    projector = Projector(store)
-    if deferred is None:
-        return catch_up_then_rebuild(projector, Rebuilder(store))
-    return catch_up_then_mark(projector, deferred)
+    return catch_up_then_rebuild(Projector(store), Rebuilder(store))
 
 
 def deferred_rebuilds(settings: Settings) -> DeferredRebuilds | None:
@@ -57,17 +50,6 @@ def catch_up_then_rebuild(
     def handle(budget: str) -> CatchUpResult:
         result = projector.catch_up(budget)
         rebuilder.rebuild(budget)
-        return result
-
-    return handle
-
-
-def catch_up_then_mark(
-    projector: Projector, deferred: DeferredRebuilds
-) -> Callable[[str], CatchUpResult]:
-    def handle(budget: str) -> CatchUpResult:
-        result = projector.catch_up(budget)
-        deferred.mark(budget)  # also when nothing was applied: a crash may have left markers
         return result
 
     return handle
