@@ -151,6 +151,11 @@ class Proxy(ThreadingHTTPServer):
         with self.rng_lock:  # random.Random is not meant to be shared across threads
             return latency.draw(self.rng) / 1000
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that closed its connection (a worker stopped) is not worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
     def process_request(self, request: Any, client_address: Any) -> None:
         self.slots.acquire()  # bounded: the accept loop waits for a free slot
         super().process_request(request, client_address)
