@@ -86,7 +86,8 @@ bench: setup
 	$(SYNC) --extra bench
 	$(BIN)/python -m benchmarks.projector
 	$(BIN)/python -m benchmarks.throughput
-	$(BIN)/python -m benchmarks.end_to_end
+	$(BIN)/python -m benchmarks.end_to_end --lag-through ''
+	$(BIN)/python -m benchmarks.end_to_end --workloads '' --out benchmarks/results/lag.json
 
 # Long runs: one worker process per core, memory of one seed, as many seeds as fit in the budget.
 simulate: setup

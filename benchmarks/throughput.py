@@ -37,8 +37,9 @@ from ulid import ULID
 from worker import logs
 from worker.config import Settings
 from worker.engine import aws
+from worker.engine.catch_ups import keep
 from worker.engine.persist import Persister
-from worker.engine.projector import Projector
+from worker.engine.projector import CatchUpResult, Projector
 from worker.engine.reads import Store
 from worker.engine.snapshots import Rebuilder
 from worker.engine.tables import create_tables
@@ -49,7 +50,7 @@ from worker.model.events import Event, EventType
 from worker.proof.kcl_inputs import Batch, Record, RecordingCheckpointer, record_data
 from worker.stream.deferred_rebuilds import DeferredRebuilds
 from worker.stream.record_processor import BudgetRecordProcessor
-from worker.stream.runtime import catch_up_then_mark, catch_up_then_rebuild
+from worker.stream.runtime import after_catch_up, stream_catch_up_all
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -154,7 +155,7 @@ def stream_drain(
     budgets: int,
     per_budget: int,
     concurrency: int,
-    handler: Callable[[str], Any],
+    then: Callable[[CatchUpResult], CatchUpResult],
     deferred: DeferredRebuilds | None = None,
 ) -> tuple[float, float]:
     """Events/s of draining a stream backlog: records in commit order, writers interleaved
@@ -172,7 +173,9 @@ def stream_drain(
         for n in range(per_budget)
         for b, events in enumerate(histories)
     ]
-    processor = BudgetRecordProcessor(handler, None, concurrency=concurrency)
+    processor = BudgetRecordProcessor(
+        catch_up_all=stream_catch_up_all(store, then, workers=concurrency)
+    )
     checkpointer = RecordingCheckpointer()
     started = time.perf_counter()
     for start in range(0, len(records), 1000):
@@ -189,11 +192,12 @@ def stream_drain(
     return total / elapsed, total / with_snapshots
 
 
-def deferred_handler(store: Store) -> tuple[Callable[[str], Any], DeferredRebuilds]:
-    """The stream worker's production handler (worker.stream.runtime.budget_handler)."""
+def deferred_handler(store: Store) -> tuple[Callable[[CatchUpResult], Any], DeferredRebuilds]:
+    """The stream worker's production path (worker.stream.runtime.record_processor): after a
+    budget's catch-up, its snapshot rebuild is deferred to the background thread."""
     deferred = DeferredRebuilds(Rebuilder(store).rebuild, delay=Settings.snapshot_delay)
     deferred.start()
-    return catch_up_then_mark(Projector(store), deferred), deferred
+    return after_catch_up(Rebuilder(store), deferred), deferred
 
 
 def persist_and_read(store: Store, count: int) -> dict[str, float]:
@@ -272,9 +276,9 @@ def main() -> None:
         drains: list[dict[str, Any]] = []
         top = max(int(c) for c in args.concurrency.split(","))
         for concurrency in [int(c) for c in args.concurrency.split(",")]:
-            handler, deferred = deferred_handler(store)
+            then, deferred = deferred_handler(store)
             rate, with_snapshots = stream_drain(
-                store, args.budgets, args.per_budget, concurrency, handler, deferred
+                store, args.budgets, args.per_budget, concurrency, then, deferred
             )
             drains.append(
                 {
@@ -285,9 +289,9 @@ def main() -> None:
                 }
             )
             print(f"stream drain concurrency={concurrency:<3} {rate:8.1f} events/s", flush=True)
-        inline = catch_up_then_rebuild(Projector(store), Rebuilder(store))
-        for name, handler in (("inline", inline), ("none", Projector(store).catch_up)):
-            rate, _ = stream_drain(store, args.budgets, args.per_budget, top, handler)
+        inline = after_catch_up(Rebuilder(store), None)
+        for name, then in (("inline", inline), ("none", keep)):
+            rate, _ = stream_drain(store, args.budgets, args.per_budget, top, then)
             drains.append({"concurrency": top, "rebuild": name, "events_per_s": rate})
             print(f"stream drain concurrency={top:<3} rebuild {name} {rate:8.1f} events/s")
         raws.append(raw())

@@ -27,7 +27,6 @@ from worker.engine.reads import Store
 from worker.engine.snapshots import Rebuilder, read_snapshots
 from worker.engine.sweep import sweep
 from worker.engine.tables import create_tables
-from worker.stream.runtime import catch_up_then_rebuild
 
 
 @pytest.fixture
@@ -51,8 +50,8 @@ def history(store: Store, budget: str, n: int) -> None:
     p.persist(budget, "TransactionDeleted", "ghost", {})
 
 
-def handler(store: Store) -> Any:
-    return catch_up_then_rebuild(Projector(store), Rebuilder(store))
+def rebuild(store: Store) -> Any:
+    return Rebuilder(store).rebuild
 
 
 def test_sweep_catches_up_every_lagging_budget(sweep_settings: Settings) -> None:
@@ -65,7 +64,7 @@ def test_sweep_catches_up_every_lagging_budget(sweep_settings: Settings) -> None
         Projector(store).catch_up(b)  # its rebuilds deferred leaves them
         assert store.dirty_months(b)
 
-    result = sweep(store, handler(store), workers=4)
+    result = sweep(store, rebuild(store), workers=4)
 
     assert (result.budgets, result.behind, result.dirty, result.failed) == (15, 12, 3, [])
     assert result.applied == 12 * 5 and result.rejected == 12
@@ -74,7 +73,7 @@ def test_sweep_catches_up_every_lagging_budget(sweep_settings: Settings) -> None
         assert store.pointer(b) == store.head(b)
         assert store.dirty_months(b) == []  # snapshots rebuilt as part of handling a budget
         assert read_snapshots(store, b).as_json()["snapshots"]
-    again = sweep(store, handler(store), workers=2)
+    again = sweep(store, rebuild(store), workers=2)
     assert (again.budgets, again.behind, again.dirty, again.applied) == (15, 0, 0, 0)
 
 
@@ -97,7 +96,7 @@ def test_failing_budgets_are_reported_and_the_rest_caught_up(sweep_settings: Set
     client.meta.events.register("before-parameter-build.dynamodb.TransactWriteItems", refuse)
     faulty = store_of(sweep_settings, client)
 
-    result = sweep(faulty, handler(faulty), workers=3)
+    result = sweep(faulty, rebuild(faulty), workers=3)
 
     assert sorted(f.budget for f in result.failed) == sorted(doomed)
     assert all("AccessDenied" in f.error for f in result.failed)
@@ -117,7 +116,7 @@ def test_rebuild_into_a_fresh_projections_table(sweep_settings: Settings) -> Non
     budgets = [f"r-{i}" for i in range(6)]
     for b in budgets:
         history(old, b, 7)
-    sweep(old, handler(old), workers=2)
+    sweep(old, rebuild(old), workers=2)
 
     fresh = dataclasses.replace(
         sweep_settings, projections_table=sweep_settings.projections_table + "-v2"
@@ -127,7 +126,7 @@ def test_rebuild_into_a_fresh_projections_table(sweep_settings: Settings) -> Non
     new = store_of(fresh)
     assert all(new.pointer(b) is None for b in budgets)
 
-    result = sweep(new, handler(new), workers=3)
+    result = sweep(new, rebuild(new), workers=3)
 
     assert (result.behind, result.failed) == (6, [])
     for b in budgets:

@@ -208,12 +208,11 @@ def _sweep(args: argparse.Namespace) -> int:
 
     from worker.engine.snapshots import Rebuilder
     from worker.engine.sweep import SweepResult, sweep
-    from worker.stream.runtime import catch_up_then_rebuild
 
     settings = Settings.from_env()
     store = Store.from_settings(aws.dynamodb(settings), settings)
     workers = args.parallel or settings.concurrency
-    handle = catch_up_then_rebuild(Projector(store, batch=args.batch), Rebuilder(store))
+    projector = Projector(store, batch=args.batch)
     bar = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -231,7 +230,13 @@ def _sweep(args: argparse.Namespace) -> int:
                 f"{total.dirty} dirty, {total.applied} applied, {len(total.failed)} failed",
             )
 
-        result = sweep(store, handle, workers=workers, progress=progress)
+        result = sweep(
+            store,
+            Rebuilder(store).rebuild,
+            workers=workers,
+            projector=projector,
+            progress=progress,
+        )
 
     def human() -> None:
         _summary(

@@ -21,11 +21,18 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
+# Connections kept per client beyond the per-budget threads (the processor's own thread, the
+# position reads): botocore keeps 10 by default and opens and drops a connection for every
+# call beyond them, which on AWS is a TLS handshake each time.
+SPARE_CONNECTIONS = 4
+
+
 def _config(settings: Settings) -> Config:
     return Config(
         retries={"mode": "standard", "total_max_attempts": settings.sdk_max_attempts},
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
+        max_pool_connections=max(10, settings.concurrency + SPARE_CONNECTIONS),
     )
 
 

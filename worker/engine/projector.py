@@ -77,6 +77,8 @@ class CatchUpResult:
     # its ULID) of the oldest unapplied event when this catch-up started (None: was current).
     conflicts: int = 0
     lag_seconds: float | None = None
+    # The pointer was behind the head when this catch-up started (it had work to do).
+    was_behind: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -102,11 +104,24 @@ class Projector:
         """Apply every event up to the head (re-read at the end, so events persisted during
         the catch-up are applied too). Raises InfrastructureError if DynamoDB keeps failing;
         whatever committed before that stays committed and consistent."""
-        result = CatchUpResult(budget)
-        bound = log.bind(budget=budget)
         pointer = self.store.pointer(budget)  # pointer first: then it can never pass the head
         head = self.store.head(budget)
-        refreshes = 0
+        return self.catch_up_from(budget, pointer, head)
+
+    def catch_up_from(
+        self, budget: str, pointer: str | None, head: str | None, *, follow_head: bool = True
+    ) -> CatchUpResult:
+        """Apply every event after `pointer` up to `head`, both as the caller read them
+        (strongly consistent; `catch_up_budgets` reads many budgets' at once). A stale
+        pointer costs one lost conditional step (I2), never a wrong write; a stale head only
+        means fewer events applied. With `follow_head`, the head is re-read at the end (at
+        most MAX_HEAD_REFRESHES times) so events persisted meanwhile are applied too; the
+        stream path passes False, because a later stream record names the budget for each of
+        them anyway, and the re-read was one more sequential call per budget."""
+        result = CatchUpResult(budget)
+        result.was_behind = head is not None and (pointer is None or pointer < head)
+        bound = log.bind(budget=budget)
+        refreshes = 0 if follow_head else MAX_HEAD_REFRESHES
         cache: dict[str, Transaction | None] = {}
         # Events up to this id go one per step: a batched step over them was cancelled by an
         # item condition (I3), and single steps tell exactly which event to reject.

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 EVENT_PAGE = 100
 BATCH_GET_KEYS = 100  # DynamoDB's limit per BatchGetItem
+POSITIONS_PER_CALL = BATCH_GET_KEYS // 2  # a pointer and a head per budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,19 @@ class ItemState:
 
     transaction: Transaction | None
     last_event_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A budget's pointer (last event applied) and head (last event persisted), as read."""
+
+    pointer: str | None
+    head: str | None
+
+    @property
+    def current(self) -> bool:
+        """Nothing to apply: no event persisted, or the pointer at (or past) the head read."""
+        return self.head is None or (self.pointer is not None and self.pointer >= self.head)
 
 
 @dataclass(slots=True)
@@ -82,19 +96,32 @@ class Store:
     def items(self, table: str, keys: Iterable[tuple[str, str]]) -> Iterator[Item]:
         """The items at several (budget, sort key) keys of `table` that exist, read strongly
         consistently, 100 keys per BatchGetItem (DynamoDB's limit): a batched step touches up
-        to a hundred transactions, and one GetItem each cost more than the step's own write.
-        Keys left unprocessed (the server's capacity, not an error) are asked again with
-        backoff."""
-        wanted = [layout.key(budget, sort_key) for budget, sort_key in keys]
-        what = f"BatchGetItem {table}"
+        to a hundred transactions, and one GetItem each cost more than the step's own write."""
+        for _, item in self.items_of((table, budget, sort_key) for budget, sort_key in keys):
+            yield item
+
+    def items_of(self, keys: Iterable[tuple[str, str, str]]) -> Iterator[tuple[str, Item]]:
+        """(table, item) for each (table, budget, sort key) that exists, read strongly
+        consistently: one BatchGetItem per 100 keys, whatever tables they belong to (a
+        BatchGetItem may name several). Keys left unprocessed (the server's capacity, not an
+        error) are asked again with backoff; still unprocessed after the backoff's attempts,
+        the call fails with InfrastructureError (callers treat every key of it as unread)."""
+        wanted = [(table, layout.key(budget, sort_key)) for table, budget, sort_key in keys]
         for start in range(0, len(wanted), BATCH_GET_KEYS):
+            chunk: dict[str, list[Any]] = {}
+            for table, key in wanted[start : start + BATCH_GET_KEYS]:
+                chunk.setdefault(table, []).append(key)
+            what = f"BatchGetItem {' '.join(sorted(chunk))}"
             request: Any = {
-                table: {"Keys": wanted[start : start + BATCH_GET_KEYS], "ConsistentRead": True}
+                table: {"Keys": table_keys, "ConsistentRead": True}
+                for table, table_keys in chunk.items()
             }
             delays = Backoff().delays()
             while request:
                 page = retry_read(what, partial(self.client.batch_get_item, RequestItems=request))
-                yield from page["Responses"].get(table, [])
+                for table, found in page["Responses"].items():
+                    for item in found:
+                        yield table, item
                 request = dict(page.get("UnprocessedKeys") or {}) or None
                 if request:
                     delay = next(delays, None)
@@ -120,6 +147,28 @@ class Store:
         for item in self.items(self.projections_table, keys):
             found[item[layout.PK]["S"]] = layout.string_attr(item, layout.LAST_EVENT_ID)
         return found
+
+    def positions(self, budgets: Iterable[str]) -> dict[str, Position]:
+        """Several budgets' pointers and heads, read together: one BatchGetItem per 50
+        budgets (two keys each, in two tables), where reading them one by one costs two
+        sequential GetItems per budget. The two reads of one budget are not ordered (a
+        BatchGetItem is not a snapshot), so a pointer may be read after a step that followed
+        the head read: `Position.current` is then true, which it is (every event up to the
+        head read is applied)."""
+        pointers: dict[str, str | None] = dict.fromkeys(budgets)
+        heads: dict[str, str | None] = dict.fromkeys(pointers)
+        keys = [
+            key
+            for budget in pointers
+            for key in (
+                (self.projections_table, budget, layout.POINTER_SK),
+                (self.events_table, budget, layout.HEAD_SK),
+            )
+        ]
+        for _, item in self.items_of(keys):
+            found = pointers if item[layout.SK]["S"] == layout.POINTER_SK else heads
+            found[item[layout.PK]["S"]] = layout.string_attr(item, layout.LAST_EVENT_ID)
+        return {budget: Position(pointers[budget], heads[budget]) for budget in pointers}
 
     # -- queries ----------------------------------------------------------------------------
 

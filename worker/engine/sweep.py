@@ -4,11 +4,12 @@ and rebuild the snapshots of every budget left with dirty markers.
 This is the recovery after an outage longer than the stream's retention (records expired, so
 nothing would ever name those budgets again), after a projection rebuild into a fresh table,
 after a stream worker died with snapshot rebuilds still deferred (their markers remain, I4),
-and after any doubt. Budgets come from the sparse budgets index one page at a time; each is
-checked with strongly consistent reads (pointer, head, then its markers) and only a budget
-that is behind or dirty is handed on. Work runs on the bounded per-budget pool
-(`worker.engine.pool`), so memory does not grow with the number of budgets. A failed budget
-is reported and the others go on.
+and after any doubt. Budgets come from the sparse budgets index one page at a time and go through
+the batch-wide catch-up (`worker.engine.catch_ups`): their pointers and heads are read 50
+budgets per BatchGetItem, those behind are caught up (and their snapshots rebuilt), and those
+current have their markers read and are rebuilt only if dirty. Work runs on the bounded
+per-budget pool, so memory does not grow with the number of budgets. A failed budget is
+reported and the others go on.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker import logs
-from worker.engine import pool
-from worker.engine.projector import CatchUpResult
+from worker.engine.catch_ups import catch_up_budgets
+from worker.engine.projector import CatchUpResult, Projector
 from worker.engine.reads import Store
 from worker.engine.snapshots import SnapshotStore
-from worker.engine.status import is_behind
 from worker.errors import BudgetWorkerError
 
 log = logs.get(__name__)
@@ -59,18 +59,6 @@ class SweepResult:
         }
 
 
-def _handle_if_needed(
-    store: Store, handle: Callable[[str], CatchUpResult], budget: str
-) -> tuple[str, CatchUpResult] | None:
-    """("behind" | "dirty", result), or None for a budget that is current and clean; a
-    failure is raised and reported by the pool."""
-    if is_behind(store, budget):
-        return "behind", handle(budget)
-    if SnapshotStore(store).markers(budget):
-        return "dirty", handle(budget)
-    return None
-
-
 def _reason(error: Exception) -> str:
     if isinstance(error, BudgetWorkerError):
         return str(error)
@@ -79,9 +67,10 @@ def _reason(error: Exception) -> str:
 
 def sweep(
     store: Store,
-    handle: Callable[[str], CatchUpResult],
+    rebuild: Callable[[str], Any],
     *,
     workers: int,
+    projector: Projector | None = None,
     budgets: Iterable[str] | None = None,
     progress: Callable[[SweepResult], None] | None = None,
 ) -> SweepResult:
@@ -89,15 +78,30 @@ def sweep(
 
     Args:
         store: where the budgets, heads and pointers are read.
-        handle: what to do with a budget that is behind or dirty (catch up, then rebuild
-            snapshots).
+        rebuild: rebuilds a budget's dirty snapshots, after a catch-up that had work to do or
+            for a current budget left with markers.
         workers: budgets handled at once.
+        projector: the catch-up loop (its `--batch`); a default one on `store` otherwise.
         budgets: the budgets to consider (default: every budget, from the budgets index).
         progress: called after each budget with the running totals.
     """
+
+    def then(result: CatchUpResult) -> tuple[str, CatchUpResult] | None:
+        """("behind" | "dirty", result), or None for a budget current and clean."""
+        if result.was_behind:
+            rebuild(result.budget)
+            return "behind", result
+        if SnapshotStore(store).markers(result.budget):
+            rebuild(result.budget)
+            return "dirty", result
+        return None
+
     total = SweepResult()
-    listing = store.budgets() if budgets is None else budgets
-    for done in pool.each(lambda b: _handle_if_needed(store, handle, b), listing, workers):
+    listing = store.budgets() if budgets is None else iter(budgets)
+    # follow_head: no later stream record may name a budget the sweep recovers.
+    for done in catch_up_budgets(
+        store, listing, then, projector=projector, workers=workers, follow_head=True
+    ):
         total.budgets += 1
         if done.error is not None:  # counted as behind: it could not be shown current
             total.behind += 1

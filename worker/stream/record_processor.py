@@ -44,21 +44,38 @@ class Checkpointer(Protocol):
     ) -> None: ...
 
 
+# Many budgets in, one outcome per budget out (value or error), in any order: the shape of
+# `worker.engine.catch_ups.catch_up_budgets` once its store and settings are bound.
+CatchUpAll = Callable[[list[str]], Iterable[pool.Done[str, Any]]]
+
+
 class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
+    """Production builds it with `catch_up_all` (the batch-wide catch-up: `runtime`); a
+    per-budget `catch_up` (tests, the simulation's faulty actors) is run on the per-budget
+    pool instead. Either way the rule below sees one outcome per budget."""
+
     def __init__(
         self,
-        catch_up: Callable[[str], Any],
+        catch_up: Callable[[str], Any] | None = None,
         queue: RetryQueue | None = None,
         *,
+        catch_up_all: CatchUpAll | None = None,
         checkpoint_attempts: int = 5,
         checkpoint_backoff: float = 0.5,
         shard_end_attempts: int = 6,
         sleep: Callable[[float], None] = time.sleep,
         concurrency: int = 1,
     ) -> None:
-        self.catch_up = catch_up
-        # Budgets caught up at once within a batch (BUDGET_CONCURRENCY in production).
+        if (catch_up is None) == (catch_up_all is None):
+            raise TypeError("BudgetRecordProcessor: give either catch_up or catch_up_all")
+        # Budgets caught up at once within a batch, for a per-budget `catch_up`
+        # (`catch_up_all` brings its own, BUDGET_CONCURRENCY in production).
         self.concurrency = concurrency
+        if catch_up_all is None:
+            assert catch_up is not None
+            per_budget = catch_up
+            catch_up_all = lambda budgets: pool.run_all(per_budget, budgets, self.concurrency)  # noqa: E731
+        self.catch_up_all = catch_up_all
         self.queue = queue
         self.checkpoint_attempts = checkpoint_attempts
         self.checkpoint_backoff = checkpoint_backoff
@@ -169,11 +186,16 @@ class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         return list(seen)
 
     def _handle_all(self, budgets: Iterable[str]) -> None:
-        """Catch up the distinct budgets at once (at most `concurrency`); what each outcome
-        means for `pending`, the retry queue and the metrics is settled afterwards on this
-        thread, one budget at a time, so the checkpoint rule reads exactly as it did serially."""
-        for done in pool.run_all(self.catch_up, dict.fromkeys(budgets), self.concurrency):
+        """Catch up the distinct budgets at once (`catch_up_all`: their pointers and heads read
+        together, those behind caught up on the pool); what each outcome means for `pending`,
+        the retry queue and the metrics is settled on this thread, one budget at a time, so
+        the checkpoint rule reads exactly as it did serially."""
+        unanswered = dict.fromkeys(budgets)
+        for done in self.catch_up_all(list(unanswered)):
+            unanswered.pop(done.item, None)
             self._handle(done.item, done.value, done.error)
+        for budget in unanswered:  # never taken as handled without an outcome saying so
+            self._handle(budget, None, RuntimeError("catch-up returned no outcome"))
 
     def _handle(self, budget: str, result: Any, error: Exception | None) -> None:
         if error is not None:

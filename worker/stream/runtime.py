@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from worker import logs, metrics
 from worker.config import Settings
 from worker.engine import aws
+from worker.engine.catch_ups import catch_up_budgets
+from worker.engine.pool import Done
 from worker.engine.projector import CatchUpResult, Projector
 from worker.engine.reads import Store
 from worker.engine.snapshots import Rebuilder
 from worker.stream.deferred_rebuilds import DeferredRebuilds
-from worker.stream.record_processor import BudgetRecordProcessor
+from worker.stream.record_processor import BudgetRecordProcessor, CatchUpAll
 from worker.stream.retry_queue import SqsRetryQueue
 
 log = logs.get(__name__)
@@ -25,19 +27,12 @@ def retry_queue(settings: Settings) -> SqsRetryQueue | None:
     return SqsRetryQueue(aws.sqs(settings), settings.retry_queue_url)
 
 
-def budget_handler(
-    settings: Settings, deferred: DeferredRebuilds | None = None
-) -> Callable[[str], CatchUpResult]:
-    """What the worker does for a budget named by a stream record or a queue message: catch
-    it up, then have its dirty snapshots rebuilt. With `deferred`, the rebuild is scheduled on
-    it and the budget counts as handled once caught up (the stream's path: the markers are the
-    durable record, I4); without, it runs here and must succeed too (the retry queue's path,
-    where a budget is already a slow case)."""
+def budget_handler(settings: Settings) -> Callable[[str], CatchUpResult]:
+    """What the retry queue's consumer does for a budget: catch it up, then rebuild its
+    dirty snapshots here (it must succeed too: a queued budget is already the slow path).
+    The stream's batches go through `stream_catch_up_all` instead."""
     store = Store.from_settings(aws.dynamodb(settings), settings)
-    projector = Projector(store)
-    if deferred is None:
-        return catch_up_then_rebuild(projector, Rebuilder(store))
-    return catch_up_then_mark(projector, deferred)
+    return catch_up_then_rebuild(Projector(store), Rebuilder(store))
 
 
 def deferred_rebuilds(settings: Settings) -> DeferredRebuilds | None:
@@ -60,15 +55,41 @@ def catch_up_then_rebuild(
     return handle
 
 
-def catch_up_then_mark(
-    projector: Projector, deferred: DeferredRebuilds
-) -> Callable[[str], CatchUpResult]:
-    def handle(budget: str) -> CatchUpResult:
-        result = projector.catch_up(budget)
-        deferred.mark(budget)  # also when nothing was applied: a crash may have left markers
+def stream_catch_up_all(
+    store: Store,
+    then: Callable[[CatchUpResult], CatchUpResult],
+    *,
+    workers: int,
+    projector: Projector | None = None,
+) -> CatchUpAll:
+    """The stream's batch-wide catch-up: a batch's pointers and heads read together, the
+    budgets behind caught up on `workers` threads, each followed by `then` (mark or rebuild
+    its snapshots). The head is not re-read after a catch-up: a later record names the budget
+    for every event persisted since (`worker.engine.catch_ups`)."""
+
+    def catch_up_all(budgets: list[str]) -> Iterator[Done[str, CatchUpResult]]:
+        return catch_up_budgets(
+            store, budgets, then, projector=projector, workers=workers, follow_head=False
+        )
+
+    return catch_up_all
+
+
+def after_catch_up(
+    rebuilder: Rebuilder, deferred: DeferredRebuilds | None
+) -> Callable[[CatchUpResult], CatchUpResult]:
+    """What follows a budget's catch-up on the stream: schedule its snapshot rebuild on
+    `deferred` (also when it was current: a reader's catch-up or a worker that died may have
+    left markers), or rebuild inline without it (BUDGET_SNAPSHOT_DELAY=0)."""
+
+    def then(result: CatchUpResult) -> CatchUpResult:
+        if deferred is not None:
+            deferred.mark(result.budget)
+        else:
+            rebuilder.rebuild(result.budget)
         return result
 
-    return handle
+    return then
 
 
 def record_processor(
@@ -77,11 +98,16 @@ def record_processor(
     # How many times shard end retries pending budgets before the child exits (and the shard
     # is re-read from its last checkpoint); backoff doubles from 1 s up to 30 s.
     attempts = int(os.environ.get("BUDGET_SHARD_END_ATTEMPTS", "6"))
+    store = Store.from_settings(aws.dynamodb(settings), settings)
     return BudgetRecordProcessor(
-        budget_handler(settings, deferred),
-        retry_queue(settings),
+        queue=retry_queue(settings),
+        catch_up_all=stream_catch_up_all(
+            store,
+            after_catch_up(Rebuilder(store), deferred),
+            workers=settings.concurrency,
+            projector=Projector(store),
+        ),
         shard_end_attempts=max(1, attempts),
-        concurrency=settings.concurrency,
     )
 
 
