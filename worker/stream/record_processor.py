@@ -23,19 +23,15 @@ from amazon_kclpy.kcl import CheckpointError
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
 from worker import logs, metrics
-from worker.engine import pool
 from worker.errors import InvalidInput
 from worker.stream.records import budget_of
+from worker.stream.settle import RetryQueue, per_budget, settle
 
 log = logs.get(__name__)
 
 RETRYABLE_CHECKPOINT_ERRORS = frozenset(
     {"ThrottlingException", "KinesisClientLibDependencyException"}
 )
-
-
-class RetryQueue(Protocol):
-    def enqueue(self, budget: str, reason: str) -> None: ...
 
 
 class Checkpointer(Protocol):
@@ -169,35 +165,15 @@ class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         return list(seen)
 
     def _handle_all(self, budgets: Iterable[str]) -> None:
-        """Catch up the distinct budgets at once (at most `concurrency`); what each outcome
-        means for `pending`, the retry queue and the metrics is settled afterwards on this
-        thread, one budget at a time, so the checkpoint rule reads exactly as it did serially."""
-        for done in pool.run_all(self.catch_up, dict.fromkeys(budgets), self.concurrency):
-            self._handle(done.item, done.value, done.error)
-
-    def _handle(self, budget: str, result: Any, error: Exception | None) -> None:
-        if error is not None:
-            reason = str(error)
-            metrics.current().count("CatchUpFailures")
-            self.log.warning("catch-up failed", budget=budget, error=reason)
-        else:
+        """Settle the budgets by the shared rule (`settle.settle`: catch up at once, at most
+        `concurrency`, queue what fails); what is neither caught up nor queued stays in
+        `pending`, which holds every later checkpoint."""
+        outcome = settle(
+            budgets, per_budget(self.catch_up, self.concurrency), self.queue, logger=self.log
+        )
+        for budget in outcome.handled:
             self.pending.pop(budget, None)
-            if hasattr(result, "applied"):
-                metrics.record_catch_up(metrics.current(), result)
-            details = result.as_json() if hasattr(result, "as_json") else {}
-            details["budget"] = budget
-            self.log.info("budget caught up", **details)
-            return
-        if self.queue is not None:
-            try:
-                self.queue.enqueue(budget, reason)
-            except Exception as exc:
-                self.log.error("enqueue failed", budget=budget, error=str(exc))
-            else:
-                metrics.current().count("BudgetsQueued")
-                self.pending.pop(budget, None)
-                return
-        self.pending[budget] = reason
+        self.pending.update(outcome.pending)
 
     def _checkpoint(
         self,
