@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml scripts/install_kclpy.py
 	$(BIN)/python scripts/install_kclpy.py
 	@touch $(STAMP)
 
+# `make dev DRIVER=lambda`: the same demo through the Lambda handler (event source mapping
+# semantics, in-process) instead of the KCL record processor.
+DRIVER ?= local
 dev: setup
-	$(BIN)/budget-worker dev --demo
+	$(BIN)/budget-worker dev --demo --driver $(DRIVER)
 
 lint: setup
 	$(BIN)/ruff check worker tests scripts benchmarks docs/examples

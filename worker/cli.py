@@ -428,6 +428,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     metrics.configure()
     if args.driver == "kcl":
         return run.run_kcl(settings, stop)
+    if args.driver == "lambda":
+        run.run_lambda(settings, stop)
+        return 0
     run.run_local(settings, stop)
     return 0
 
@@ -590,7 +593,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     from worker.local.dev import run_dev
 
-    run_dev(demo=args.demo, once=args.once, console=out)
+    run_dev(demo=args.demo, once=args.once, console=out, driver=args.driver)
     return 0
 
 
@@ -760,15 +763,18 @@ def build_parser() -> Parser:
         commands,
         "run",
         cmd_run,
-        "the long-running worker (local stream driver, or the KCL MultiLangDaemon)",
+        "the long-running worker (local stream driver, the Lambda handler, or the KCL "
+        "MultiLangDaemon)",
         json_flag=False,
     )
     run_cmd.add_argument(
         "--driver",
-        choices=["local", "kcl"],
+        choices=["local", "kcl", "lambda"],
         default="local",
         help="local: read DynamoDB Local's stream in this process (default); "
-        "kcl: run the Java MultiLangDaemon launcher (production image)",
+        "kcl: run the Java MultiLangDaemon launcher (production image); "
+        "lambda: feed DynamoDB Local's stream to the Lambda handler in Lambda's event shape "
+        "with the event source mapping's semantics (BUDGET_LAMBDA_* tune it)",
     )
 
     rep = command(
@@ -845,6 +851,13 @@ def build_parser() -> Parser:
     )
     dev.add_argument(
         "--demo", action="store_true", help="write sample events and show them applied"
+    )
+    dev.add_argument(
+        "--driver",
+        choices=["local", "lambda"],
+        default="local",
+        help="local: the record processor over the MultiLang protocol (default); "
+        "lambda: the Lambda handler with the event source mapping's semantics",
     )
     dev.add_argument(
         "--once",
