@@ -435,6 +435,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_redrive(args: argparse.Namespace) -> int:
+    """A Lambda on-failure destination message: catch up the budgets its range names."""
+    from worker.stream import destination, redrive
+
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read {args.file}: {exc}") from None
+    batch = destination.parse(text)
+    settings = Settings.from_env()
+    result = redrive.redrive(
+        batch,
+        Store.from_settings(aws.dynamodb(settings), settings),
+        aws.dynamodb_streams(settings),
+        concurrency=settings.concurrency,
+    )
+    _emit(
+        args,
+        result.as_json(),
+        lambda: _summary(
+            f"shard {result.shard_id}: {result.records} records, {len(result.budgets)} "
+            f"budgets, {len(result.caught_up)} caught up, {len(result.failed)} failed",
+            [(f["budget"], f["error"]) for f in result.failed],
+        ),
+    )
+    return 1 if result.failed else 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from worker.stream import replay
 
@@ -622,6 +650,9 @@ JSON_OUTPUT = {
     "status": '{"budgets": [{"budget", "head", "pointer", "behind", "lag_seconds", '
     '"dirty_months", "rejected"}]}; lag_seconds is the age of the oldest unapplied event',
     "replay": '{"shards": [{"shard_id", "old", "new"}]}',
+    "redrive": '{"shard_id", "records", "budgets": [...], "caught_up": [...], "failed": '
+    '[{"budget", "error"}]}; exit 1 if a budget failed, or if the stream no longer holds the '
+    "range (then run catch-up --all)",
     "local fetch": '{"path", "java"}',
     "local start": '{"endpoint_url", "pid"}',
     "health": '{"healthy", "heartbeat_age_seconds"}',
@@ -789,6 +820,19 @@ def build_parser() -> Parser:
     position.add_argument("--after-sequence", metavar="N", help="after this sequence number")
     rep.add_argument("--shard", metavar="ID", help="only this shard")
     rep.add_argument("--force", action="store_true", help="even while leases are live")
+
+    red = command(
+        commands,
+        "redrive",
+        cmd_redrive,
+        "catch up the budgets named in the stream range of a Lambda on-failure destination "
+        "message (while the stream still holds it)",
+    )
+    red.add_argument(
+        "file",
+        help="the message (as the destination received it, or SQS receive-message output), "
+        "or - for stdin",
+    )
 
     hc = command(
         commands,
