@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup dev test lint lint-infra docs bench simulate report clean
+.PHONY: setup dev test lint lint-infra docs bench simulate report clean lambda-package
 
 setup: $(STAMP)
 	@command -v javac >/dev/null 2>&1 || { echo "make setup: javac is required (a JDK 17+, e.g. apt-get install openjdk-17-jdk-headless): the tests compile the launcher's LauncherConfig" >&2; exit 1; }
@@ -46,6 +46,11 @@ lint-infra: $(INFRA_VENV)/.stamp
 test: lint lint-infra
 	$(BIN)/pytest
 
+# The Lambda deployment zip (python3.12 by default, LAMBDA_PYTHON=3.11; LAMBDA_ARCH=arm64):
+# manylinux wheels for the runtime's platform, no KCL jars; prints the zip's path.
+lambda-package: setup
+	@$(BIN)/python scripts/lambda_package.py
+
 # docs/CLI.md is generated from the parser (a test fails when it is out of date).
 docs: setup
 	$(BIN)/python -m worker.cli_reference > docs/CLI.md
@@ -64,4 +69,4 @@ report: setup
 	$(BIN)/budget-worker simulate --backend moto --seeds 60 --other-seeds 6 --report docs/RELIABILITY.md
 
 clean:
-	rm -rf $(VENV) $(INFRA_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(INFRA_VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis
