@@ -20,7 +20,7 @@ else
 $(error KCL must be full or interface)
 endif
 
-.PHONY: setup dev test lint lint-infra docs bench simulate report clean lock
+.PHONY: setup dev test lint lint-infra docs bench simulate report clean lock lambda-package
 
 setup: $(SETUP_NEEDS)
 	@command -v javac >/dev/null 2>&1 || { echo "make setup: javac is required (a JDK 17+, e.g. apt-get install openjdk-17-jdk-headless): the tests compile the launcher's LauncherConfig" >&2; exit 1; }
@@ -54,8 +54,11 @@ $(LAUNCHER_JAR): launcher/pom.xml $(shell find launcher/src -type f 2>/dev/null)
 lock: $(UV)
 	$(UV) lock
 
+# `make dev DRIVER=lambda`: the same demo through the Lambda handler (event source mapping
+# semantics, in-process) instead of the KCL record processor.
+DRIVER ?= local
 dev: setup
-	$(BIN)/budget-worker dev --demo
+	$(BIN)/budget-worker dev --demo --driver $(DRIVER)
 
 lint: setup
 	$(BIN)/ruff check worker tests scripts benchmarks docs/examples
@@ -74,9 +77,20 @@ $(INFRA_VENV)/.stamp: infra/lint-requirements.txt
 lint-infra: $(INFRA_VENV)/.stamp
 	$(INFRA_VENV)/bin/cfn-lint infra/budget-worker.yaml
 	$(INFRA_VENV)/bin/checkov --skip-download --quiet --compact -f infra/budget-worker.yaml
+	@# checkov drops resources whose Condition is false under the parameters' defaults, so the
+	@# Lambda consumer's resources are checked in a copy whose Consumer defaults to lambda.
+	@mkdir -p build/infra
+	sed 's/^    Default: ecs$$/    Default: lambda/' infra/budget-worker.yaml > build/infra/budget-worker-lambda.yaml
+	@grep -q '^    Default: lambda$$' build/infra/budget-worker-lambda.yaml
+	$(INFRA_VENV)/bin/checkov --skip-download --quiet --compact -f build/infra/budget-worker-lambda.yaml
 
 test: lint lint-infra
 	$(BIN)/pytest
+
+# The Lambda deployment zip (python3.12 by default, LAMBDA_PYTHON=3.11; LAMBDA_ARCH=arm64):
+# manylinux wheels for the runtime's platform, no KCL jars; prints the zip's path.
+lambda-package: setup
+	@$(BIN)/python scripts/lambda_package.py
 
 # docs/CLI.md is generated from the parser (a test fails when it is out of date).
 docs: setup
@@ -97,4 +111,4 @@ report: setup
 	$(BIN)/budget-worker simulate --backend moto --seeds 60 --other-seeds 6 --report docs/RELIABILITY.md
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(INFRA_VENV) launcher/target .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) $(INFRA_VENV) launcher/target build .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -4,6 +4,7 @@ retry queue redrives to a dead-letter queue; tables match the code's layout."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,51 @@ def test_container_emits_metrics_in_emf() -> None:
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
     assert env["BUDGET_METRICS"] == "emf"
     assert env["BUDGET_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
+
+
+def test_the_lambda_role_cannot_write_events_and_reads_the_stream() -> None:
+    role = _template()["Resources"]["LambdaRole"]["Properties"]
+    statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+    for statement in statements:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        if "EventsTable" in str(statement["Resource"]):
+            assert not WRITES & set(actions), statement["Sid"]
+    sids = {s["Sid"] for s in statements}
+    assert {"ReadEvents", "ReadEventsStream", "WriteProjections", "RetryQueue"} <= sids
+
+
+def test_the_lambda_handler_declared_is_the_one_in_the_code() -> None:
+    import importlib
+
+    function = _template()["Resources"]["StreamFunction"]["Properties"]
+    module, name = function["Handler"].rsplit(".", 1)
+    assert callable(getattr(importlib.import_module(module), name))
+    assert function["Runtime"] in ("python3.11", "python3.12")
+
+
+def test_the_stream_mapping_keeps_the_checkpoint_rule_and_bounds_failures() -> None:
+    resources = _template()["Resources"]
+    mapping = resources["StreamMapping"]["Properties"]
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["MaximumRetryAttempts"] == {"Ref": "StreamMaximumRetryAttempts"}
+    assert mapping["MaximumRecordAgeInSeconds"] == {"Ref": "StreamMaximumRecordAgeSeconds"}
+    assert mapping["ParallelizationFactor"] == {"Ref": "ParallelizationFactor"}
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "GetAtt": "LambdaFailureQueue.Arn"
+    }
+    [only] = mapping["FilterCriteria"]["Filters"]
+    pattern = json.loads(only["Pattern"])
+    assert pattern["dynamodb"]["Keys"]["sk"]["S"] == [{"prefix": layout.EVENT_PREFIX}]
+    parameters = _template()["Parameters"]
+    assert parameters["ParallelizationFactor"]["MaxValue"] == 10
+    assert int(parameters["StreamMaximumRecordAgeSeconds"]["MaxValue"]) <= 86400  # retention
+    for alarm, metric in (
+        ("IteratorAgeAlarm", "IteratorAge"),
+        ("LambdaErrorsAlarm", "Errors"),
+        ("LambdaFailureQueueAlarm", "ApproximateNumberOfMessagesVisible"),
+    ):
+        assert resources[alarm]["Properties"]["MetricName"] == metric

@@ -159,7 +159,7 @@ def test_unexpected_error_exits_instead_of_being_swallowed() -> None:
         raise RuntimeError("bug")
 
     processor = BudgetRecordProcessor(broken)
-    processor._handle = None  # type: ignore[assignment]  # a bug inside the processor itself
+    processor._handle_all = None  # type: ignore[assignment,method-assign]  # a bug inside the processor itself
     with pytest.raises(SystemExit):
         processor.process_records(Batch([rec("a", "1")], FakeCheckpointer()))
 

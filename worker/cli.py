@@ -433,8 +433,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     metrics.configure()
     if args.driver == "kcl":
         return run.run_kcl(settings, stop)
+    if args.driver == "lambda":
+        run.run_lambda(settings, stop)
+        return 0
     run.run_local(settings, stop)
     return 0
+
+
+def cmd_redrive(args: argparse.Namespace) -> int:
+    """A Lambda on-failure destination message: catch up the budgets its range names."""
+    from worker.stream import destination, redrive
+
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read {args.file}: {exc}") from None
+    batch = destination.parse(text)
+    settings = Settings.from_env()
+    result = redrive.redrive(
+        batch,
+        Store.from_settings(aws.dynamodb(settings), settings),
+        aws.dynamodb_streams(settings),
+        concurrency=settings.concurrency,
+    )
+    _emit(
+        args,
+        result.as_json(),
+        lambda: _summary(
+            f"shard {result.shard_id}: {result.records} records, {len(result.budgets)} "
+            f"budgets, {len(result.caught_up)} caught up, {len(result.failed)} failed",
+            [(f["budget"], f["error"]) for f in result.failed],
+        ),
+    )
+    return 1 if result.failed else 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -595,7 +626,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     from worker.local.dev import run_dev
 
-    run_dev(demo=args.demo, once=args.once, console=out)
+    run_dev(demo=args.demo, once=args.once, console=out, driver=args.driver)
     return 0
 
 
@@ -624,6 +655,9 @@ JSON_OUTPUT = {
     "status": '{"budgets": [{"budget", "head", "pointer", "behind", "lag_seconds", '
     '"dirty_months", "rejected"}]}; lag_seconds is the age of the oldest unapplied event',
     "replay": '{"shards": [{"shard_id", "old", "new"}]}',
+    "redrive": '{"shard_id", "records", "budgets": [...], "caught_up": [...], "failed": '
+    '[{"budget", "error"}]}; exit 1 if a budget failed, or if the stream no longer holds the '
+    "range (then run catch-up --all)",
     "local fetch": '{"path", "java"}',
     "local start": '{"endpoint_url", "pid"}',
     "health": '{"healthy", "heartbeat_age_seconds"}',
@@ -765,15 +799,18 @@ def build_parser() -> Parser:
         commands,
         "run",
         cmd_run,
-        "the long-running worker (local stream driver, or the KCL MultiLangDaemon)",
+        "the long-running worker (local stream driver, the Lambda handler, or the KCL "
+        "MultiLangDaemon)",
         json_flag=False,
     )
     run_cmd.add_argument(
         "--driver",
-        choices=["local", "kcl"],
+        choices=["local", "kcl", "lambda"],
         default="local",
         help="local: read DynamoDB Local's stream in this process (default); "
-        "kcl: run the Java MultiLangDaemon launcher (production image)",
+        "kcl: run the Java MultiLangDaemon launcher (production image); "
+        "lambda: feed DynamoDB Local's stream to the Lambda handler in Lambda's event shape "
+        "with the event source mapping's semantics (BUDGET_LAMBDA_* tune it)",
     )
 
     rep = command(
@@ -788,6 +825,19 @@ def build_parser() -> Parser:
     position.add_argument("--after-sequence", metavar="N", help="after this sequence number")
     rep.add_argument("--shard", metavar="ID", help="only this shard")
     rep.add_argument("--force", action="store_true", help="even while leases are live")
+
+    red = command(
+        commands,
+        "redrive",
+        cmd_redrive,
+        "catch up the budgets named in the stream range of a Lambda on-failure destination "
+        "message (while the stream still holds it)",
+    )
+    red.add_argument(
+        "file",
+        help="the message (as the destination received it, or SQS receive-message output), "
+        "or - for stdin",
+    )
 
     hc = command(
         commands,
@@ -850,6 +900,13 @@ def build_parser() -> Parser:
     )
     dev.add_argument(
         "--demo", action="store_true", help="write sample events and show them applied"
+    )
+    dev.add_argument(
+        "--driver",
+        choices=["local", "lambda"],
+        default="local",
+        help="local: the record processor over the MultiLang protocol (default); "
+        "lambda: the Lambda handler with the event source mapping's semantics",
     )
     dev.add_argument(
         "--once",

@@ -36,6 +36,8 @@ COUNTS = (
     "BudgetsQueued",  # budgets handed to the retry queue
     "CheckpointsHeld",  # batches not checkpointed because a budget is pending
     "DaemonRestarts",  # restarts of the KCL daemon by `run --driver kcl`
+    "StreamRecordsSkipped",  # Lambda: records naming no budget (head, REMOVE, TTL, foreign)
+    "StreamRecordsMalformed",  # Lambda: records that could not be read (logged, skipped)
 )
 SECONDS = ("ProjectionLagSeconds",)  # age of the oldest unapplied event when a catch-up starts
 SERVICE = "budget-worker"

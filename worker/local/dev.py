@@ -26,7 +26,7 @@ from worker.engine.tables import create_tables
 from worker.engine.validated_read import read_transactions
 from worker.errors import InfrastructureError
 from worker.local import dynamodb_local
-from worker.stream.run import run_local
+from worker.stream.run import run_lambda, run_local
 
 log = logs.get(__name__)
 
@@ -65,7 +65,7 @@ DEMO_EVENTS: list[tuple[str, str, dict[str, object]]] = [
 ]
 
 
-def run_dev(*, demo: bool, once: bool, console: Console) -> None:
+def run_dev(*, demo: bool, once: bool, console: Console, driver: str = "local") -> None:
     server = dynamodb_local.start()
     for name in (
         "AWS_ENDPOINT_URL",
@@ -83,9 +83,16 @@ def run_dev(*, demo: bool, once: bool, console: Console) -> None:
         created = create_tables(client, settings)
         console.print(f"tables created: {created.created}, existing: {created.existing}")
         store = Store.from_settings(client, settings)
-        worker = threading.Thread(target=run_local, args=(settings, stop), name="worker")
+        target = run_lambda if driver == "lambda" else run_local
+        worker = threading.Thread(target=target, args=(settings, stop), name="worker")
         worker.start()
-        console.print("worker running: local stream driver -> budget-worker kcl-processor")
+        if driver == "lambda":
+            console.print(
+                "worker running: DynamoDB Local's stream -> the Lambda handler "
+                "(event source mapping semantics, in this process)"
+            )
+        else:
+            console.print("worker running: local stream driver -> budget-worker kcl-processor")
         if demo:
             _demo(store, console)
         if not once:

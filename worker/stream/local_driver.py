@@ -312,7 +312,7 @@ class LocalDriver:
         self.events_table = events_table
         self.leases = LeaseTable(client, lease_table)
         self.config = config or DriverConfig()
-        self.consumers: dict[str, ShardConsumer] = {}
+        self.consumers: dict[str, threading.Thread] = {}
 
     def run(self, stop: threading.Event, on_cycle: Callable[[], None] | None = None) -> None:
         self.leases.create()
@@ -354,6 +354,10 @@ class LocalDriver:
                 for p in lease.parents
             ):
                 continue
-            consumer = ShardConsumer(shard_id, arn, self.streams, self.leases, self.config, stop)
+            consumer = self._consumer(shard_id, arn, stop)
             self.consumers[shard_id] = consumer
             consumer.start()
+
+    def _consumer(self, shard_id: str, arn: str, stop: threading.Event) -> threading.Thread:
+        """The thread that consumes one shard (the Lambda-shaped driver supplies its own)."""
+        return ShardConsumer(shard_id, arn, self.streams, self.leases, self.config, stop)

@@ -23,9 +23,9 @@ from amazon_kclpy.kcl import CheckpointError
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
 from worker import logs, metrics
-from worker.engine import pool
 from worker.errors import InvalidInput
 from worker.stream.records import budget_of
+from worker.stream.settle import CatchUpMany, RetryQueue, per_budget, settle
 
 log = logs.get(__name__)
 
@@ -34,19 +34,10 @@ RETRYABLE_CHECKPOINT_ERRORS = frozenset(
 )
 
 
-class RetryQueue(Protocol):
-    def enqueue(self, budget: str, reason: str) -> None: ...
-
-
 class Checkpointer(Protocol):
     def checkpoint(
         self, sequence_number: str | None = None, sub_sequence_number: int | None = None
     ) -> None: ...
-
-
-# Many budgets in, one outcome per budget out (value or error), in any order: the shape of
-# `worker.engine.catch_ups.catch_up_budgets` once its store and settings are bound.
-CatchUpAll = Callable[[list[str]], Iterable[pool.Done[str, Any]]]
 
 
 class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
@@ -59,7 +50,7 @@ class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         catch_up: Callable[[str], Any] | None = None,
         queue: RetryQueue | None = None,
         *,
-        catch_up_all: CatchUpAll | None = None,
+        catch_up_all: CatchUpMany | None = None,
         checkpoint_attempts: int = 5,
         checkpoint_backoff: float = 0.5,
         shard_end_attempts: int = 6,
@@ -73,8 +64,8 @@ class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         self.concurrency = concurrency
         if catch_up_all is None:
             assert catch_up is not None
-            per_budget = catch_up
-            catch_up_all = lambda budgets: pool.run_all(per_budget, budgets, self.concurrency)  # noqa: E731
+            one = catch_up
+            catch_up_all = lambda budgets: per_budget(one, self.concurrency)(budgets)  # noqa: E731
         self.catch_up_all = catch_up_all
         self.queue = queue
         self.checkpoint_attempts = checkpoint_attempts
@@ -186,40 +177,13 @@ class BudgetRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         return list(seen)
 
     def _handle_all(self, budgets: Iterable[str]) -> None:
-        """Catch up the distinct budgets at once (`catch_up_all`: their pointers and heads read
-        together, those behind caught up on the pool); what each outcome means for `pending`,
-        the retry queue and the metrics is settled on this thread, one budget at a time, so
-        the checkpoint rule reads exactly as it did serially."""
-        unanswered = dict.fromkeys(budgets)
-        for done in self.catch_up_all(list(unanswered)):
-            unanswered.pop(done.item, None)
-            self._handle(done.item, done.value, done.error)
-        for budget in unanswered:  # never taken as handled without an outcome saying so
-            self._handle(budget, None, RuntimeError("catch-up returned no outcome"))
-
-    def _handle(self, budget: str, result: Any, error: Exception | None) -> None:
-        if error is not None:
-            reason = str(error)
-            metrics.current().count("CatchUpFailures")
-            self.log.warning("catch-up failed", budget=budget, error=reason)
-        else:
+        """Settle the budgets by the shared rule (`settle.settle`: catch them up at once with
+        `catch_up_all`, queue what fails); what is neither caught up nor queued stays in
+        `pending`, which holds every later checkpoint."""
+        outcome = settle(budgets, self.catch_up_all, self.queue, logger=self.log)
+        for budget in outcome.handled:
             self.pending.pop(budget, None)
-            if hasattr(result, "applied"):
-                metrics.record_catch_up(metrics.current(), result)
-            details = result.as_json() if hasattr(result, "as_json") else {}
-            details["budget"] = budget
-            self.log.info("budget caught up", **details)
-            return
-        if self.queue is not None:
-            try:
-                self.queue.enqueue(budget, reason)
-            except Exception as exc:
-                self.log.error("enqueue failed", budget=budget, error=str(exc))
-            else:
-                metrics.current().count("BudgetsQueued")
-                self.pending.pop(budget, None)
-                return
-        self.pending[budget] = reason
+        self.pending.update(outcome.pending)
 
     def _checkpoint(
         self,

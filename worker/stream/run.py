@@ -1,6 +1,8 @@
 """`budget-worker run`: the long-running worker.
 
 - `--driver local`: the local stream driver (DynamoDB Local's stream, single process).
+- `--driver lambda`: DynamoDB Local's stream fed to the Lambda handler in Lambda's event shape,
+  with the event source mapping's semantics (`lambda_driver`), in this process.
 - `--driver kcl`: supervises the Java MultiLangDaemon launcher (KCL 3.x + DynamoDB Streams
   Kinesis Adapter 2.x), which spawns `budget-worker kcl-processor` per shard.
 Either way, if `BUDGET_RETRY_QUEUE_URL` is set, this process also consumes the retry queue,
@@ -25,7 +27,8 @@ from worker import logs, metrics
 from worker.config import KclSettings, Settings, read_properties
 from worker.engine import aws
 from worker.errors import InvalidInput
-from worker.stream import health, region_proxy
+from worker.stream import health, lambda_handler, region_proxy
+from worker.stream.lambda_driver import EsmConfig, LambdaDriver
 from worker.stream.local_driver import DriverConfig, LocalDriver
 from worker.stream.retry_queue import consume
 from worker.stream.runtime import budget_handler, retry_queue
@@ -84,6 +87,24 @@ def run_local(
             replace(config, processor_env=env),
         )
         driver.run(stop, on_cycle=health.beat)
+    if queue_thread is not None:
+        queue_thread.join(timeout=30)
+
+
+def run_lambda(settings: Settings, stop: threading.Event, esm: EsmConfig | None = None) -> None:
+    """The Lambda path on one machine: the handler a deployed function would run, invoked in
+    this process per batch, and (as the function's SQS trigger would) the retry queue."""
+    queue_thread = start_queue_consumer(settings, stop)
+    driver = LambdaDriver(
+        aws.dynamodb(settings),
+        aws.dynamodb_streams(settings),
+        settings.events_table,
+        settings.lease_table,
+        lambda_handler.from_settings(settings),
+        esm or EsmConfig.from_env(),
+        DriverConfig.from_env(),
+    )
+    driver.run(stop, on_cycle=health.beat)
     if queue_thread is not None:
         queue_thread.join(timeout=30)
 

@@ -15,8 +15,9 @@ from worker.engine.projector import CatchUpResult, Projector
 from worker.engine.reads import Store
 from worker.engine.snapshots import Rebuilder
 from worker.stream.deferred_rebuilds import DeferredRebuilds
-from worker.stream.record_processor import BudgetRecordProcessor, CatchUpAll
+from worker.stream.record_processor import BudgetRecordProcessor
 from worker.stream.retry_queue import SqsRetryQueue
+from worker.stream.settle import CatchUpMany
 
 log = logs.get(__name__)
 
@@ -61,7 +62,7 @@ def stream_catch_up_all(
     *,
     workers: int,
     projector: Projector | None = None,
-) -> CatchUpAll:
+) -> CatchUpMany:
     """The stream's batch-wide catch-up: a batch's pointers and heads read together, the
     budgets behind caught up on `workers` threads, each followed by `then` (mark or rebuild
     its snapshots). The head is not re-read after a catch-up: a later record names the budget
