@@ -64,6 +64,7 @@ class RunSummary:
     faults: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
     checks: Counter[str] = field(default_factory=Counter)
+    paths: Counter[str] = field(default_factory=Counter)
     failures: list[SimReport] = field(default_factory=list)
     reports: dict[int, SimReport] = field(default_factory=dict)
     seconds: float = 0.0
@@ -84,6 +85,7 @@ class RunSummary:
         self.faults.update(report.faults)
         self.outcomes.update(report.outcomes)
         self.checks.update(report.checks)
+        self.paths.update(report.paths)
         self.seed_seconds += result.seconds
         self.peak_rss_mb = max(self.peak_rss_mb, result.peak_rss_mb)
         done = len(self.seeds)
@@ -121,8 +123,14 @@ class RunSummary:
             "faults": dict(self.faults),
             "faults_by_kind": dict(self.faults_by_kind()),
             "checks": dict(self.checks),
+            "paths": dict(self.paths),
             "violations": [
-                {"seed": r.seed, "violations": r.violations, "reproduce": self.reproduce(r.seed)}
+                {
+                    "seed": r.seed,
+                    "violations": r.violations,
+                    "reproduce": self.reproduce(r.seed),
+                    "at_operation": r.at_operation,
+                }
                 for r in self.failures
             ],
         }
@@ -483,6 +491,12 @@ def render_report(runs: list[RunSummary], bad_inputs: dict[str, Any] | None) -> 
     lines += _counter_table("Operations by kind", "operation", runs, [r.operations for r in runs])
     lines += _counter_table("Faults injected by kind", "fault", runs, fault_kinds)
     lines += _counter_table("Invariant checks made", "check", runs, [r.checks for r in runs])
+    lines += _counter_table(
+        "Paths exercised (correlated faults, targeted and nested pre-emption)",
+        "path",
+        runs,
+        [r.paths for r in runs],
+    )
     lines += ["", "## Violations", ""]
     failures = [(run, f) for run in runs for f in run.failures]
     if not failures:
