@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup dev test lint lint-infra docs bench simulate report clean
+.PHONY: setup dev test lint lint-infra docs bench simulate report mutants clean
 
 setup: $(STAMP)
 	@command -v javac >/dev/null 2>&1 || { echo "make setup: javac is required (a JDK 17+, e.g. apt-get install openjdk-17-jdk-headless): the tests compile the launcher's LauncherConfig" >&2; exit 1; }
@@ -59,6 +59,11 @@ simulate: setup
 
 report: setup
 	$(BIN)/budget-worker simulate --backend moto --seeds 60 --other-seeds 6 --report docs/RELIABILITY.md
+
+# The mutation check of the proof: every planted bug (worker/proof/mutation.py) on a copy of the
+# package, 20 seeds of 80 operations each, one process; the result feeds docs/RELIABILITY.md.
+mutants: setup
+	$(BIN)/python -m worker.proof.mutation run --baseline --seeds 20 --ops 80 --json docs/mutation-runs/$$(date -u +%F)-moto.json
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -43,3 +43,38 @@ def test_a_cheap_planted_bug_is_found_by_a_bounded_run(name: str) -> None:
     assert result.error is None, result.error
     assert result.found, f"{name} survived {result.seeds_run} seeds"
     assert result.seed is not None and result.at_operation is not None
+
+
+def test_the_report_shows_each_planted_bug_with_its_verdict() -> None:
+    from worker.proof.runner import render_mutation_runs
+
+    def result(name: str, found: bool, equivalent: str | None = None) -> dict[str, object]:
+        return {
+            "name": name,
+            "breaks": "I9",
+            "found": found,
+            "seed": 4 if found else None,
+            "at_operation": 17 if found else None,
+            "violation": "it broke" if found else None,
+            "seeds_run": 5 if found else 20,
+            "seconds": 1.0,
+            "equivalent": equivalent,
+            "error": None,
+        }
+
+    document = {
+        "when": "2026-12-05 18:00 UTC",
+        "command": "python -m worker.proof.mutation run",
+        "start": 0,
+        "seeds": 20,
+        "ops": 80,
+        "results": [
+            result("baseline (no mutant)", False),
+            result("caught", True),
+            result("twin", False, "no behaviour tells it apart"),
+        ],
+    }
+    lines = render_mutation_runs([("2026-12-05-moto", document)])
+    assert "Planted bugs found: 1 of 2 (1 survivor(s) argued equivalent below)" in "\n".join(lines)
+    assert "| `caught` | I9 | yes | 4 | 17 | 5 | it broke |" in lines
+    assert any(line.startswith("| `twin` | I9 | no |") and "equivalent" in line for line in lines)

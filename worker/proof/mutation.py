@@ -266,39 +266,6 @@ def hunt(start: int, seeds: int, ops: int) -> dict[str, Any]:
     return {"found": False, "seeds_run": seeds}
 
 
-def render_table(document: dict[str, Any]) -> list[str]:
-    """The kill-rate table (docs/RELIABILITY.md) from one committed run's document."""
-    results = document["results"]
-    mutants = [r for r in results if r["name"] != "baseline (no mutant)"]
-    found = sum(r["found"] for r in mutants)
-    equivalent = sum(1 for r in mutants if not r["found"] and r["equivalent"])
-    lines = [
-        f"Planted bugs found: {found} of {len(mutants)} "
-        f"({equivalent} survivor(s) argued equivalent below), hunting seeds "
-        f"{document['start']} to {document['start'] + document['seeds'] - 1} at "
-        f"{document['ops']} operations on moto, stopping at the first violation. Command: "
-        f"`{document['command']}`; run {document['when']}.",
-        "",
-        "| planted bug | breaks | found | seed | operation | seeds run | first violation |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        verdict = "yes" if r["found"] else "error" if r["error"] else "no"
-        detail = (
-            r["violation"]
-            or r["error"]
-            or (f"survived: equivalent, {r['equivalent']}" if r["equivalent"] else "survived")
-        )
-        detail = detail.replace("|", "/")
-        if len(detail) > 160:
-            detail = detail[:157] + "..."
-        lines.append(
-            f"| `{r['name']}` | {r['breaks']} | {verdict} | {r['seed'] if r['found'] else '-'} "
-            f"| {r['at_operation'] if r['found'] else '-'} | {r['seeds_run']} | {detail} |"
-        )
-    return lines
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker.proof.mutation")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -343,7 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.json:
         Path(args.json).write_text(json.dumps(document, indent=1) + "\n")
-    print("\n".join(render_table(document)))
+    from worker.proof.runner import render_mutation_table
+
+    print("\n".join(render_mutation_table(document)))
     survivors = [r for r in results if r.name != "baseline (no mutant)" and not r.found]
     baseline_failed = any(r.name == "baseline (no mutant)" and r.found for r in results)
     return 1 if baseline_failed or any(not r.equivalent for r in survivors) else 0

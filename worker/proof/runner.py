@@ -594,15 +594,71 @@ def render_long_runs(documents: list[tuple[str, dict[str, Any]]]) -> list[str]:
     return lines
 
 
+def render_mutation_table(document: dict[str, Any]) -> list[str]:
+    """The kill-rate table (docs/RELIABILITY.md) from one committed run's document."""
+    results = document["results"]
+    mutants = [r for r in results if r["name"] != "baseline (no mutant)"]
+    found = sum(r["found"] for r in mutants)
+    equivalent = sum(1 for r in mutants if not r["found"] and r["equivalent"])
+    lines = [
+        f"Planted bugs found: {found} of {len(mutants)} "
+        f"({equivalent} survivor(s) argued equivalent below), hunting seeds "
+        f"{document['start']} to {document['start'] + document['seeds'] - 1} at "
+        f"{document['ops']} operations on moto, stopping at the first violation. Command: "
+        f"`{document['command']}`; run {document['when']}.",
+        "",
+        "| planted bug | breaks | found | seed | operation | seeds run | first violation |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        verdict = "yes" if r["found"] else "error" if r["error"] else "no"
+        detail = (
+            r["violation"]
+            or r["error"]
+            or (f"survived: equivalent, {r['equivalent']}" if r["equivalent"] else "survived")
+        )
+        detail = detail.replace("|", "/")
+        if len(detail) > 160:
+            detail = detail[:157] + "..."
+        lines.append(
+            f"| `{r['name']}` | {r['breaks']} | {verdict} | {r['seed'] if r['found'] else '-'} "
+            f"| {r['at_operation'] if r['found'] else '-'} | {r['seeds_run']} | {detail} |"
+        )
+    return lines
+
+
+def render_mutation_runs(documents: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The planted-bug section, from the newest committed `python -m worker.proof.mutation
+    run --json` document (docs/mutation-runs/), so that regenerating the report keeps it."""
+    if not documents:
+        return []
+    name, document = documents[-1]
+    return [
+        "",
+        "## Planted bugs: what the simulation finds",
+        "",
+        f"From `docs/mutation-runs/{name}.json`. Each planted bug is one edit of a copy of the "
+        "package (`worker/proof/mutation.py` lists them with what each breaks); the "
+        "unmutated copy ran the same seeds first.",
+        "",
+        *render_mutation_table(document),
+    ]
+
+
 def write_report(path: Path, runs: list[RunSummary], bad_inputs: dict[str, Any] | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     documents = [
         (p.stem, json.loads(p.read_text()))
         for p in sorted((path.parent / "simulation-runs").glob("*.json"))
     ]
+    mutation_runs = [
+        (p.stem, json.loads(p.read_text()))
+        for p in sorted((path.parent / "mutation-runs").glob("*.json"))
+    ]
     notes = path.parent / "simulation-runs" / "NOTES.md"  # measurements made by hand
     path.write_text(
         render_report(runs, bad_inputs)
         + "".join(f"{line}\n" for line in render_long_runs(documents))
+        + "".join(f"{line}\n" for line in render_mutation_runs(mutation_runs))
         + (f"\n{notes.read_text()}" if notes.exists() else "")
     )
