@@ -147,6 +147,10 @@ class Schedule:
             return start, start + rng.randint(config.ops // 8 + 1, config.ops // 3 + 2)
 
         correlated = config.correlated
+        throttle = window()
+        # Half the seeds have one incident that throttles the budget and takes the queue down
+        # at once: only then is a budget left pending when a shard ends or shuts down.
+        refuse = throttle if rng.random() < 0.5 else window()
         return cls(
             preempt_rate=(
                 config.preempt_rate
@@ -161,8 +165,8 @@ class Schedule:
             throttled_budget=(
                 rng.randrange(config.budgets) if correlated and rng.random() < 0.7 else None
             ),
-            throttle_window=window(),
-            refuse_window=window() if correlated else (0, 0),
+            throttle_window=throttle,
+            refuse_window=refuse if correlated else (0, 0),
             queue_refuse_rate=rng.choice((0.1, 0.3)) if correlated else 0.0,
         )
 
@@ -265,6 +269,7 @@ class Simulation:
         self.depth = 0
         self.budget_stack: list[str] = []  # the budget of each operation under way, outermost first
         self.step = 0  # top-level operations begun
+        self.contended = False  # a targeted write: it updates a transaction written just before
         self.throttles: list[Rule] = []  # the throttled budget's rules, one per actor client
         self.faults_on = True
         self._stores: dict[str, Store] = {}
@@ -372,10 +377,12 @@ class Simulation:
             kind, budget = self.rng.choice(COMPETING), self.budget_stack[-1]
             self.report.paths[f"targeted preemption: {kind} of the same budget"] += 1
         self.depth += 1
+        contended, self.contended = self.contended, kind == "write"
         try:
             self._operation(kind, budget)
         finally:
             self.depth -= 1
+            self.contended = contended
 
     # -- actors -------------------------------------------------------------------------------
 
@@ -456,6 +463,10 @@ class Simulation:
         n = len(self.intents)
         mine = [i for i in self.intents if i.budget == budget and i.type == "TransactionCreated"]
         roll = self.rng.random()
+        if self.contended and mine:
+            # Contention: update one of the budget's latest transactions, the ones the
+            # pre-empted actor most likely holds in hand (a projector's item cache).
+            mine, roll = mine[-3:], 0.45 + 0.35 * roll
         tid = f"w{writer}-{n}"
         data: dict[str, Any]
         if roll < 0.45 or not mine:
@@ -613,9 +624,11 @@ class Simulation:
         if roll < 0.06:
             self._shutdown()
             return
-        size = len(self.stream) if roll < 0.12 else self.rng.randint(1, 6)
+        # A shard end is likelier while budgets are pending: that is when its rule matters.
+        ends = roll < (0.3 if self.processor.pending else 0.12)
+        size = len(self.stream) if ends else self.rng.randint(1, 6)
         self._batch(size)
-        if roll < 0.12:
+        if ends:
             self._shard_end()
 
     def _batch(self, size: int) -> None:
