@@ -273,3 +273,12 @@ def test_a_convergence_failure_is_a_violation_of_its_seed_not_a_crash(
     assert failure["seed"] == 3 and failure["at_operation"] == 1
     assert failure["violations"][0].startswith("convergence failed: InfrastructureError")
     assert "--start 3 --seeds 1" in failure["reproduce"]
+
+
+def test_the_long_runs_section_shows_the_paths_each_new_run_exercised() -> None:
+    run = runner.run_seeds("moto", 60, 1, 3, jobs=1).as_json()
+    run["paths"] = {"checkpoint held": 7, "nested preemption": 2}
+    old = {**run, "paths": {}}  # a document from before issue 17 has no paths
+    lines = runner.render_long_runs([("old", {"runs": [old]}), ("new", {"runs": [run]})])
+    assert "| new | 0 | 7 | 0 | 0 | 2 |" in lines
+    assert not any(line.startswith("| old | 0 |") for line in lines)

@@ -591,7 +591,27 @@ def render_long_runs(documents: list[tuple[str, dict[str, Any]]]) -> list[str]:
         + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
         + ".",
     ]
+    with_paths = [(n, r) for n, d in documents for r in d["runs"] if r.get("paths")]
+    if with_paths:  # runs made since issue 17: what their schedules exercised
+        lines += [
+            "",
+            "| run | " + " | ".join(LONG_RUN_PATHS) + " |",
+            "|---|" + "---|" * len(LONG_RUN_PATHS),
+        ]
+        for name, run in with_paths:
+            counts = [str(run["paths"].get(path, 0)) for path in LONG_RUN_PATHS]
+            lines.append(f"| {name} | " + " | ".join(counts) + " |")
     return lines
+
+
+# The paths a long run must show non-zero counts for (issue 17).
+LONG_RUN_PATHS = (
+    "budget pending across batches",
+    "checkpoint held",
+    "budget queued",
+    "stale read raised",
+    "nested preemption",
+)
 
 
 def render_mutation_table(document: dict[str, Any]) -> list[str]:
