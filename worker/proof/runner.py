@@ -470,7 +470,12 @@ def render_report(runs: list[RunSummary], bad_inputs: dict[str, Any] | None) -> 
         "validated readers, the snapshot rebuilder, the retry-queue consumer and the stream "
         "record processor, interleaved by the seed, with faults injected at the botocore layer "
         "and actors pre-empted between their own DynamoDB calls. Invariants are checked after "
-        "every operation; at the end faults stop and one clean catch-up must converge.",
+        "every operation; at the end faults stop and one clean catch-up must converge. Since "
+        "issue 17 each seed also picks correlated faults (outages of one client, a budget "
+        "throttled for the worker, a retry queue that refuses) so that catch-ups fail and the "
+        "checkpoint rule, the queue, shard end and shutdown run; targeted pre-emptions (a "
+        "whole competing step, persist or rebuild of the same budget) that nest; a snapshot "
+        "reader actor; and reads are checked for currency, not only consistency.",
         "",
         "## Schedules run",
         "",
@@ -514,7 +519,12 @@ def render_report(runs: list[RunSummary], bad_inputs: dict[str, Any] | None) -> 
         "throttled query escaped as a raw botocore error;",
         "- (in the harness) two simulated processes could retry one id-less intent at "
         "once, which is outside the exactly-once contract; intents are now owned by one "
-        "process at a time.",
+        "process at a time;",
+        "- (in the harness, issue 17) the retry-queue consumer read `queue[0]` then "
+        "`pop(0)`, so a nested consumer could take the same message and the outer one drop "
+        "another; and a failure in the final convergence escaped the run, losing every "
+        "seed's results. Messages are now held in flight, and a convergence failure is a "
+        "violation of its seed.",
         "",
         "Found by review and fixed (regression tests in `tests/test_faults.py`, "
         "`tests/test_events.py`, `tests/test_record_processor.py`, `tests/test_snapshots.py`, "
