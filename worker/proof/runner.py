@@ -610,7 +610,7 @@ def render_long_runs(documents: list[tuple[str, dict[str, Any]]]) -> list[str]:
         ]
         for name, run in with_paths:
             counts = [str(run["paths"].get(path, 0)) for path in LONG_RUN_PATHS]
-            lines.append(f"| {name} | " + " | ".join(counts) + " |")
+            lines.append(f"| `{name}` | " + " | ".join(counts) + " |")
     return lines
 
 
