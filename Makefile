@@ -20,7 +20,7 @@ else
 $(error KCL must be full or interface)
 endif
 
-.PHONY: setup dev test lint lint-infra docs bench simulate report clean lock lambda-package
+.PHONY: setup dev test lint lint-infra docs bench simulate report mutants clean lock lambda-package
 
 setup: $(SETUP_NEEDS)
 	@command -v javac >/dev/null 2>&1 || { echo "make setup: javac is required (a JDK 17+, e.g. apt-get install openjdk-17-jdk-headless): the tests compile the launcher's LauncherConfig" >&2; exit 1; }
@@ -109,6 +109,11 @@ simulate: setup
 
 report: setup
 	$(BIN)/budget-worker simulate --backend moto --seeds 60 --other-seeds 6 --report docs/RELIABILITY.md
+
+# The mutation check of the proof: every planted bug (worker/proof/mutation.py) on a copy of the
+# package, 20 seeds of 80 operations each, one process; the result feeds docs/RELIABILITY.md.
+mutants: setup
+	$(BIN)/python -m worker.proof.mutation run --baseline --seeds 20 --ops 80 --json docs/mutation-runs/$$(date -u +%F)-moto.json
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(INFRA_VENV) launcher/target build .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -662,7 +662,8 @@ JSON_OUTPUT = {
     "local start": '{"endpoint_url", "pid"}',
     "health": '{"healthy", "heartbeat_age_seconds"}',
     "simulate": '{"runs": [{"backend", "seeds", "first_seed", "ops_per_seed", "seconds", '
-    '"operations", "faults", "checks", "violations"}], "bad_inputs"}',
+    '"operations", "faults", "checks", "paths", "violations"}], "bad_inputs"}; paths counts '
+    "the failure paths and pre-emptions a run exercised",
 }
 
 

@@ -48,15 +48,26 @@ class Crash(BaseException):
 @dataclass(slots=True)
 class Rule:
     """Inject `fault` into calls of `operation` ("*" for any) with `probability`, at most
-    `limit` times (None: no limit), after letting the first `skip` matching calls through."""
+    `limit` times (None: no limit), after letting the first `skip` matching calls through.
+
+    Independent rare faults never exhaust a caller's retries, so the paths taken when
+    retries run out (a budget left pending, a checkpoint held, a budget queued) would never
+    run. Correlated faults do: `burst` > 1 makes one firing an outage that also fails the
+    next `burst - 1` calls the rule matches; `body_contains` limits a rule to requests naming
+    one thing (a budget: "throttled for a while"); `active` switches a rule on and off from
+    outside (the schedule decides when the while is)."""
 
     operation: str
     fault: Fault
     probability: float = 1.0
     limit: int | None = 1
     skip: int = 0
+    burst: int = 1
+    body_contains: str | None = None
+    active: bool = True
     seen: int = 0
     fired: int = 0
+    remaining: int = 0  # calls of the current outage still to fail
 
     def matches(self, operation: str) -> bool:
         return self.operation in ("*", operation)
@@ -88,24 +99,35 @@ class FaultInjector:
         events.register_last("after-call", self._after_call)
         return client
 
-    def _pick(self, operation: str, *, after: bool) -> Fault | None:
+    def _pick(self, operation: str, *, after: bool, body: bytes = b"") -> Fault | None:
         if not self.enabled:
             return None
         for rule in self.rules:
-            if not rule.matches(operation) or (rule.fault in AFTER_CALL) != after:
+            if (
+                not rule.active
+                or not rule.matches(operation)
+                or (rule.fault in AFTER_CALL) != after
+            ):
                 continue
+            if rule.body_contains is not None and rule.body_contains.encode() not in body:
+                continue
+            if rule.remaining > 0:  # an outage under way: no draw, the call just fails
+                rule.remaining -= 1
+                self.injected[f"{operation}:outage_{rule.fault.value}"] += 1
+                return rule.fault
             rule.seen += 1
             if rule.seen <= rule.skip or (rule.limit is not None and rule.fired >= rule.limit):
                 continue
             if self.rng.random() < rule.probability:
                 rule.fired += 1
+                rule.remaining = rule.burst - 1
                 self.injected[f"{operation}:{rule.fault.value}"] += 1
                 return rule.fault
         return None
 
     def _before_call(self, model: Any, params: Any, **_: Any) -> Any:
         operation = model.name
-        fault = self._pick(operation, after=False)
+        fault = self._pick(operation, after=False, body=_body(params))
         if fault is None:
             return None
         if fault is Fault.CRASH_BEFORE:
@@ -146,6 +168,14 @@ class FaultInjector:
             raise Crash(f"crash after {operation}")
         if fault is Fault.LOSE_RESPONSE:
             raise ReadTimeoutError(endpoint_url="http://injected-fault")
+
+
+def _body(request_dict: Any) -> bytes:
+    """The serialized request body `before-call` sees (bytes or text, by botocore version)."""
+    body = request_dict.get("body") if isinstance(request_dict, dict) else None
+    if isinstance(body, str):
+        return body.encode()
+    return body if isinstance(body, bytes) else b""
 
 
 def _transact_item_count(request_dict: Any) -> int:

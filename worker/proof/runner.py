@@ -64,6 +64,7 @@ class RunSummary:
     faults: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
     checks: Counter[str] = field(default_factory=Counter)
+    paths: Counter[str] = field(default_factory=Counter)
     failures: list[SimReport] = field(default_factory=list)
     reports: dict[int, SimReport] = field(default_factory=dict)
     seconds: float = 0.0
@@ -84,6 +85,7 @@ class RunSummary:
         self.faults.update(report.faults)
         self.outcomes.update(report.outcomes)
         self.checks.update(report.checks)
+        self.paths.update(report.paths)
         self.seed_seconds += result.seconds
         self.peak_rss_mb = max(self.peak_rss_mb, result.peak_rss_mb)
         done = len(self.seeds)
@@ -121,8 +123,14 @@ class RunSummary:
             "faults": dict(self.faults),
             "faults_by_kind": dict(self.faults_by_kind()),
             "checks": dict(self.checks),
+            "paths": dict(self.paths),
             "violations": [
-                {"seed": r.seed, "violations": r.violations, "reproduce": self.reproduce(r.seed)}
+                {
+                    "seed": r.seed,
+                    "violations": r.violations,
+                    "reproduce": self.reproduce(r.seed),
+                    "at_operation": r.at_operation,
+                }
                 for r in self.failures
             ],
         }
@@ -462,7 +470,12 @@ def render_report(runs: list[RunSummary], bad_inputs: dict[str, Any] | None) -> 
         "validated readers, the snapshot rebuilder, the retry-queue consumer and the stream "
         "record processor, interleaved by the seed, with faults injected at the botocore layer "
         "and actors pre-empted between their own DynamoDB calls. Invariants are checked after "
-        "every operation; at the end faults stop and one clean catch-up must converge.",
+        "every operation; at the end faults stop and one clean catch-up must converge. Since "
+        "issue 17 each seed also picks correlated faults (outages of one client, a budget "
+        "throttled for the worker, a retry queue that refuses) so that catch-ups fail and the "
+        "checkpoint rule, the queue, shard end and shutdown run; targeted pre-emptions (a "
+        "whole competing step, persist or rebuild of the same budget) that nest; a snapshot "
+        "reader actor; and reads are checked for currency, not only consistency.",
         "",
         "## Schedules run",
         "",
@@ -483,6 +496,12 @@ def render_report(runs: list[RunSummary], bad_inputs: dict[str, Any] | None) -> 
     lines += _counter_table("Operations by kind", "operation", runs, [r.operations for r in runs])
     lines += _counter_table("Faults injected by kind", "fault", runs, fault_kinds)
     lines += _counter_table("Invariant checks made", "check", runs, [r.checks for r in runs])
+    lines += _counter_table(
+        "Paths exercised (correlated faults, targeted and nested pre-emption)",
+        "path",
+        runs,
+        [r.paths for r in runs],
+    )
     lines += ["", "## Violations", ""]
     failures = [(run, f) for run in runs for f in run.failures]
     if not failures:
@@ -500,7 +519,12 @@ def render_report(runs: list[RunSummary], bad_inputs: dict[str, Any] | None) -> 
         "throttled query escaped as a raw botocore error;",
         "- (in the harness) two simulated processes could retry one id-less intent at "
         "once, which is outside the exactly-once contract; intents are now owned by one "
-        "process at a time.",
+        "process at a time;",
+        "- (in the harness, issue 17) the retry-queue consumer read `queue[0]` then "
+        "`pop(0)`, so a nested consumer could take the same message and the outer one drop "
+        "another; and a failure in the final convergence escaped the run, losing every "
+        "seed's results. Messages are now held in flight, and a convergence failure is a "
+        "violation of its seed.",
         "",
         "Found by review and fixed (regression tests in `tests/test_faults.py`, "
         "`tests/test_events.py`, `tests/test_record_processor.py`, `tests/test_snapshots.py`, "
@@ -577,7 +601,78 @@ def render_long_runs(documents: list[tuple[str, dict[str, Any]]]) -> list[str]:
         + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
         + ".",
     ]
+    with_paths = [(n, r) for n, d in documents for r in d["runs"] if r.get("paths")]
+    if with_paths:  # runs made since issue 17: what their schedules exercised
+        lines += [
+            "",
+            "| run | " + " | ".join(LONG_RUN_PATHS) + " |",
+            "|---|" + "---|" * len(LONG_RUN_PATHS),
+        ]
+        for name, run in with_paths:
+            counts = [str(run["paths"].get(path, 0)) for path in LONG_RUN_PATHS]
+            lines.append(f"| `{name}` | " + " | ".join(counts) + " |")
     return lines
+
+
+# The paths a long run must show non-zero counts for (issue 17).
+LONG_RUN_PATHS = (
+    "budget pending across batches",
+    "checkpoint held",
+    "budget queued",
+    "stale read raised",
+    "nested preemption",
+)
+
+
+def render_mutation_table(document: dict[str, Any]) -> list[str]:
+    """The kill-rate table (docs/RELIABILITY.md) from one committed run's document."""
+    results = document["results"]
+    mutants = [r for r in results if r["name"] != "baseline (no mutant)"]
+    found = sum(r["found"] for r in mutants)
+    equivalent = sum(1 for r in mutants if not r["found"] and r["equivalent"])
+    lines = [
+        f"Planted bugs found: {found} of {len(mutants)} "
+        f"({equivalent} survivor(s) argued equivalent below), hunting seeds "
+        f"{document['start']} to {document['start'] + document['seeds'] - 1} at "
+        f"{document['ops']} operations on moto, stopping at the first violation. Command: "
+        f"`{document['command']}`; run {document['when']}.",
+        "",
+        "| planted bug | breaks | found | seed | operation | seeds run | first violation |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        verdict = "yes" if r["found"] else "error" if r["error"] else "no"
+        detail = (
+            r["violation"]
+            or r["error"]
+            or (f"survived: equivalent, {r['equivalent']}" if r["equivalent"] else "survived")
+        )
+        detail = detail.replace("|", "/")
+        if len(detail) > 160:
+            detail = detail[:157] + "..."
+        lines.append(
+            f"| `{r['name']}` | {r['breaks']} | {verdict} | {r['seed'] if r['found'] else '-'} "
+            f"| {r['at_operation'] if r['found'] else '-'} | {r['seeds_run']} | {detail} |"
+        )
+    return lines
+
+
+def render_mutation_runs(documents: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The planted-bug section, from the newest committed `python -m worker.proof.mutation
+    run --json` document (docs/mutation-runs/), so that regenerating the report keeps it."""
+    if not documents:
+        return []
+    name, document = documents[-1]
+    return [
+        "",
+        "## Planted bugs: what the simulation finds",
+        "",
+        f"From `docs/mutation-runs/{name}.json`. Each planted bug is one edit of a copy of the "
+        "package (`worker/proof/mutation.py` lists them with what each breaks); the "
+        "unmutated copy ran the same seeds first.",
+        "",
+        *render_mutation_table(document),
+    ]
 
 
 def write_report(path: Path, runs: list[RunSummary], bad_inputs: dict[str, Any] | None) -> None:
@@ -586,9 +681,14 @@ def write_report(path: Path, runs: list[RunSummary], bad_inputs: dict[str, Any] 
         (p.stem, json.loads(p.read_text()))
         for p in sorted((path.parent / "simulation-runs").glob("*.json"))
     ]
+    mutation_runs = [
+        (p.stem, json.loads(p.read_text()))
+        for p in sorted((path.parent / "mutation-runs").glob("*.json"))
+    ]
     notes = path.parent / "simulation-runs" / "NOTES.md"  # measurements made by hand
     path.write_text(
         render_report(runs, bad_inputs)
         + "".join(f"{line}\n" for line in render_long_runs(documents))
+        + "".join(f"{line}\n" for line in render_mutation_runs(mutation_runs))
         + (f"\n{notes.read_text()}" if notes.exists() else "")
     )

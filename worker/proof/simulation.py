@@ -8,6 +8,20 @@ or after a call), and where one actor is pre-empted by another in the middle of 
 operation the invariants of docs/DESIGN.md are checked against the pure fold; at the end
 faults are switched off, one clean catch-up and rebuild must converge everything.
 
+Rare independent faults are absorbed by retries, so three things are chosen per seed on top
+of them, so that the paths a proof of the checkpoint rule needs really run: outages (one
+actor's client failing N consecutive calls), a budget throttled for a stretch of the schedule,
+and a retry queue that refuses for a stretch. Catch-ups then fail, budgets stay pending across
+batches, checkpoints are held, budgets are queued, shards end and shut down with budgets
+pending; `SimReport.paths` counts how often each of those ran.
+
+Pre-emption can happen before any DynamoDB call of any actor; at a seed-chosen rate the
+pre-empting operation is a whole competing step, persist or rebuild *of the same budget*
+(targeted), and pre-emptions nest. Reads are checked for currency, not only consistency: a
+validated read must be as of at least the head the fault-free view saw when it began (or
+raise StaleProjection), and a snapshot reader actor's fresh months must equal the figures at
+a pointer no older than the one when its read began.
+
 A failing seed is reproduced by `budget-worker simulate --backend B --start SEED --seeds 1`
 with the same `--ops`.
 """
@@ -16,12 +30,14 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from ulid import ULID
 
+from worker.engine import backoff
 from worker.engine.backoff import Backoff
 from worker.engine.persist import Persister, PersistStatus
 from worker.engine.projector import Projector
@@ -57,6 +73,32 @@ BATCH_SIZES = (1, 2, 5, 25)
 READ_OPERATIONS = frozenset(
     {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems", "DescribeTable"}
 )
+# Faults that can last (an outage): a call that reached nothing.
+OUTAGE_KINDS = (Fault.REFUSE, Fault.SERVER_ERROR, Fault.THROTTLE)
+# Operations a targeted pre-emption runs on the pre-empted actor's own budget.
+COMPETING = ("write", "project", "rebuild")
+
+
+@contextmanager
+def simulated_sleep() -> Iterator[None]:
+    """The engine's retry helpers back off with a real `time.sleep` bound as a default
+    argument; in a single-threaded simulation (time is `SimClock`) a real pause changes no
+    outcome and only costs wall time, which outages and throttled stretches made the largest
+    cost of a seed. Swapped for a no-op for the block, restored after it."""
+    defaults = [backoff.retry_read.__kwdefaults__, backoff.retry_write.__kwdefaults__]
+    saved = [d["sleep"] for d in defaults if d is not None]
+    try:
+        for d in defaults:
+            if d is not None:
+                d["sleep"] = _no_sleep
+        yield
+    finally:
+        for d, sleep in zip((d for d in defaults if d is not None), saved, strict=True):
+            d["sleep"] = sleep
+
+
+def _no_sleep(_: float) -> None:
+    return None
 
 
 class Violation(BaseException):
@@ -66,6 +108,8 @@ class Violation(BaseException):
 
 @dataclass(slots=True)
 class SimConfig:
+    """A schedule's shape. Fields left None are chosen by the seed (`Schedule`)."""
+
     seed: int
     ops: int = 60
     budgets: int = 2
@@ -73,8 +117,58 @@ class SimConfig:
     projectors: int = 2
     fault_rate: float = 0.06
     crash_rate: float = 0.015
-    preempt_rate: float = 0.08
-    max_depth: int = 2
+    preempt_rate: float | None = None
+    max_depth: int | None = None
+    correlated: bool = True  # outages, a throttled budget, a refusing queue
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """What the seed picks beyond the per-call draws, from a generator of its own (so that
+    adding a choice here does not shift the main stream's draws)."""
+
+    preempt_rate: float
+    targeted_rate: float  # share of pre-emptions that run a competing op on the same budget
+    max_depth: int
+    outage_rate: float  # per call, per actor: the chance that an outage starts
+    outage_kind: Fault
+    outage_length: tuple[int, int]
+    throttled_budget: int | None  # index into the budgets
+    throttle_window: tuple[int, int]  # operations [from, to)
+    refuse_window: tuple[int, int]  # the retry queue refuses in these operations
+    queue_refuse_rate: float  # and at this rate outside them
+
+    @classmethod
+    def pick(cls, config: SimConfig) -> Schedule:
+        rng = random.Random(f"schedule-{config.seed}")
+
+        def window() -> tuple[int, int]:
+            start = rng.randrange(max(1, config.ops))
+            return start, start + rng.randint(config.ops // 8 + 1, config.ops // 3 + 2)
+
+        correlated = config.correlated
+        throttle = window()
+        # Half the seeds have one incident that throttles the budget and takes the queue down
+        # at once: only then is a budget left pending when a shard ends or shuts down.
+        refuse = throttle if rng.random() < 0.5 else window()
+        return cls(
+            preempt_rate=(
+                config.preempt_rate
+                if config.preempt_rate is not None
+                else rng.choice((0.05, 0.1, 0.2))
+            ),
+            targeted_rate=rng.choice((0.3, 0.6, 0.9)),
+            max_depth=config.max_depth if config.max_depth is not None else rng.choice((2, 3)),
+            outage_rate=rng.choice((0.003, 0.01)) if correlated else 0.0,
+            outage_kind=rng.choice(OUTAGE_KINDS),
+            outage_length=(4, rng.choice((6, 12))),
+            throttled_budget=(
+                rng.randrange(config.budgets) if correlated and rng.random() < 0.7 else None
+            ),
+            throttle_window=throttle,
+            refuse_window=refuse if correlated else (0, 0),
+            queue_refuse_rate=rng.choice((0.1, 0.3)) if correlated else 0.0,
+        )
 
 
 @dataclass(slots=True)
@@ -84,7 +178,10 @@ class SimReport:
     faults: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
     checks: Counter[str] = field(default_factory=Counter)
+    # How often each path the correlated faults exist for ran (held checkpoints, ...).
+    paths: Counter[str] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
+    at_operation: int | None = None  # the top-level operation the first violation came in
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -93,7 +190,9 @@ class SimReport:
             "faults": dict(self.faults),
             "outcomes": dict(self.outcomes),
             "checks": dict(self.checks),
+            "paths": dict(self.paths),
             "violations": self.violations,
+            "at_operation": self.at_operation,
         }
 
 
@@ -108,6 +207,17 @@ class Intent:
     acked: str | None = None  # the stored id once a persist said so
     abandoned: bool = False  # crashed holding no id: may be stored at most once
     in_flight: bool = False  # its owner is persisting it right now (nobody else retries it)
+
+
+@dataclass(eq=False, slots=True)
+class QueueEntry:
+    """A retry-queue message: covers the budget's records delivered up to `upto`. While a
+    consumer holds it, it stays in the queue (as an SQS message in flight does) and no other
+    consumer takes it; it leaves the queue only once its budget caught up."""
+
+    budget: str
+    upto: int
+    in_flight: bool = False
 
 
 @dataclass(slots=True)
@@ -139,6 +249,8 @@ class Simulation:
         projections_table: str,
     ) -> None:
         self.config = config
+        self.schedule = Schedule.pick(config)
+        self.preempt_rate = self.schedule.preempt_rate
         self.rng = random.Random(config.seed)
         self.report = SimReport(config.seed)
         self.client_factory = client_factory
@@ -155,6 +267,10 @@ class Simulation:
         self.clean = Store(clean_client, events_table, projections_table)
         self.injectors: list[FaultInjector] = []
         self.depth = 0
+        self.budget_stack: list[str] = []  # the budget of each operation under way, outermost first
+        self.step = 0  # top-level operations begun
+        self.contended = False  # a targeted write: it updates a transaction written just before
+        self.throttles: list[Rule] = []  # the throttled budget's rules, one per actor client
         self.faults_on = True
         self._stores: dict[str, Store] = {}
         self.budgets = [f"sim{config.seed}-b{i}" for i in range(config.budgets)]
@@ -165,8 +281,7 @@ class Simulation:
         self.seen_events: set[str] = set()
         self.checkpoint = 0  # records with sequence <= checkpoint are covered
         self.delivered = 0
-        # (budget, last sequence delivered when it was enqueued): the queue covers those records
-        self.queue: list[tuple[str, int]] = []
+        self.queue: list[QueueEntry] = []
         # Events per step for each actor, picked by the seed from its own stream (so adding
         # this did not change what the main stream draws): racing actors use different sizes.
         self.batch_rng = random.Random(f"batch-{config.seed}")
@@ -189,6 +304,31 @@ class Simulation:
             Rule("*", kind, probability=self.config.crash_rate / len(CRASH_KINDS), limit=None)
             for kind in CRASH_KINDS
         ]
+        schedule = self.schedule
+        if schedule.outage_rate:
+            rules.append(
+                Rule(
+                    "*",
+                    schedule.outage_kind,
+                    probability=schedule.outage_rate,
+                    limit=None,
+                    burst=self.batch_rng.randint(*schedule.outage_length),
+                )
+            )
+        # The throttled budget is throttled for the worker (its projection's partition),
+        # not for writers: events keep arriving while its catch-ups fail, so a budget left
+        # pending really is behind (a writer throttled too would leave nothing to be behind on,
+        # and a checkpoint past it would be harmless, proving nothing).
+        if schedule.throttled_budget is not None and not actor.startswith("writer"):
+            throttle = Rule(
+                "*",
+                Fault.THROTTLE,
+                limit=None,
+                body_contains=f'"{self.budgets[schedule.throttled_budget]}"',
+                active=self._throttling(),
+            )
+            self.throttles.append(throttle)
+            rules.insert(0, throttle)
         injector = FaultInjector(rules, seed=self.rng.getrandbits(32), enabled=self.faults_on)
         injector.install(client)
         self.injectors.append(injector)
@@ -217,28 +357,46 @@ class Simulation:
         self._events_cache[budget] = (self.writes, events)
         return events
 
+    def _throttling(self) -> bool:
+        start, end = self.schedule.throttle_window
+        return self.faults_on and start <= self.step < end
+
     def _maybe_preempt(self, **_: Any) -> None:
-        if self.depth >= self.config.max_depth:
+        """Before any call of any actor: maybe run another whole operation first. A targeted
+        one competes for the same budget (a step, a persist or a rebuild landing between two
+        reads of one operation is where the defended races live)."""
+        if self.depth >= self.schedule.max_depth:
             return
-        if self.rng.random() >= self.config.preempt_rate:
+        if self.rng.random() >= self.preempt_rate:
             return
         self.report.operations["preemption"] += 1
+        if self.depth:
+            self.report.paths["nested preemption"] += 1
+        kind = budget = None
+        if self.budget_stack and self.rng.random() < self.schedule.targeted_rate:
+            kind, budget = self.rng.choice(COMPETING), self.budget_stack[-1]
+            self.report.paths[f"targeted preemption: {kind} of the same budget"] += 1
         self.depth += 1
+        contended, self.contended = self.contended, kind == "write"
         try:
-            self._operation()
+            self._operation(kind, budget)
         finally:
             self.depth -= 1
+            self.contended = contended
 
     # -- actors -------------------------------------------------------------------------------
 
-    def _operation(self) -> None:
-        kinds = ["write", "project", "read", "rebuild", "queue", "stream"]
-        weights = [5, 3, 2, 1, 1, 2]
+    def _operation(self, kind: str | None = None, budget: str | None = None) -> None:
+        kinds = ["write", "project", "read", "rebuild", "queue", "stream", "snapshots"]
+        weights = [5, 3, 2, 1, 1, 2, 1]
         if self.depth:  # one shard is never processed by two processors at once
-            kinds, weights = kinds[:-1], weights[:-1]
-        kind = self.rng.choices(kinds, weights=weights)[0]
+            kinds, weights = kinds[:5] + kinds[6:], weights[:5] + weights[6:]
+        if kind is None:
+            kind = self.rng.choices(kinds, weights=weights)[0]
         self.report.operations[kind] += 1
-        budget = self.rng.choice(self.budgets)
+        if budget is None:
+            budget = self.rng.choice(self.budgets)
+        self.budget_stack.append(budget)
         try:
             getattr(self, f"_{kind}")(budget)
         except (Crash, SystemExit):
@@ -252,6 +410,8 @@ class Simulation:
             raise Violation(
                 f"{kind} let an unclassified {type(exc).__name__} escape: {exc}"
             ) from exc
+        finally:
+            self.budget_stack.pop()
 
     def _write(self, budget: str) -> None:
         writer = self.rng.randrange(self.config.writers)
@@ -303,6 +463,10 @@ class Simulation:
         n = len(self.intents)
         mine = [i for i in self.intents if i.budget == budget and i.type == "TransactionCreated"]
         roll = self.rng.random()
+        if self.contended and mine:
+            # Contention: update one of the budget's latest transactions, the ones the
+            # pre-empted actor most likely holds in hand (a projector's item cache).
+            mine, roll = mine[-3:], 0.45 + 0.35 * roll
         tid = f"w{writer}-{n}"
         data: dict[str, Any]
         if roll < 0.45 or not mine:
@@ -340,15 +504,28 @@ class Simulation:
         self._projector(actor, self._store(actor)).catch_up(budget)
 
     def _read(self, budget: str) -> None:
+        """A validated read (I7), checked for consistency (equal to the fold at its own
+        `as_of_event`) and for currency: as of at least the head when the read began."""
         store = self._store("reader")
+        promised = self.clean.head(budget)  # the fault-free view, before the reader's first call
+        # A third of the reads do not catch up (the API's catch_up=False): behind, they must
+        # raise StaleProjection, which a catching-up read under rare faults almost never does.
+        projector = self._projector("reader", store) if self.rng.random() < 0.67 else None
         try:
-            view = read_transactions(store, budget, projector=self._projector("reader", store))
+            view = read_transactions(store, budget, projector=projector)
         except StaleProjection as exc:
+            self.report.paths["stale read raised"] += 1
             if str(exc.pointer or "none") not in str(exc) or str(exc.head or "none") not in str(
                 exc
             ):
                 raise Violation(f"stale error does not name pointer and head: {exc}") from None
             raise
+        self.report.checks["validated read is as of at least the head when it began"] += 1
+        if promised is not None and (view.as_of_event is None or view.as_of_event < promised):
+            raise Violation(
+                f"validated read of {budget} returned as of {view.as_of_event}, older than "
+                f"the head {promised} when the read began, without StaleProjection"
+            )
         expected = fold(
             e
             for e in self._events(budget)
@@ -363,13 +540,61 @@ class Simulation:
     def _rebuild(self, budget: str) -> None:
         Rebuilder(self._store("rebuilder"), attempts=2).rebuild(budget)
 
-    def _queue(self, _budget: str) -> None:
-        """The retry queue's consumer: catch up the oldest queued budget; keep it on failure."""
-        if not self.queue:
+    def _snapshots(self, budget: str) -> None:
+        """The snapshot reader as an actor (its queries can be pre-empted). A month presented
+        fresh must equal the figures over the fold at some pointer from the one when the read
+        began to the one when it ended: right, and not older than what was promised."""
+        promised = self.clean.pointer(budget)
+        view = read_snapshots(self._store("snapshot-reader"), budget)
+        fresh = [e for e in view.entries if e.fresh]
+        if not fresh:
             return
-        budget, _ = self.queue[0]
-        self._handle("queue-consumer", budget)
-        self.queue.pop(0)
+        self.report.paths["snapshot read presented a fresh month"] += 1
+        final = self.clean.pointer(budget)
+        events = self._events(budget)
+        candidates = [promised] + [
+            e.event_id
+            for e in events
+            if (promised is None or e.event_id > promised)
+            and final is not None
+            and e.event_id <= final
+        ]
+        figures = [
+            {
+                s.month: s.figures()
+                for s in all_snapshots(
+                    fold(
+                        e for e in events if p is not None and e.event_id <= p
+                    ).transactions.values()
+                )
+            }
+            for p in candidates
+        ]
+        self.report.checks["snapshot read: fresh months equal the fold at a current pointer"] += 1
+        for entry in fresh:
+            shown = entry.snapshot.figures() if entry.snapshot else None
+            if not any(f.get(entry.month) == shown for f in figures):
+                raise Violation(
+                    f"{budget}: snapshot reader presented {entry.month} fresh, but it equals "
+                    f"no computation at a pointer from {promised} to {final}"
+                )
+
+    def _queue(self, _budget: str) -> None:
+        """The retry queue's consumer: catch up the oldest queued budget no other consumer
+        holds; the message stays queued until then (and after a failure)."""
+        entry = next((e for e in self.queue if not e.in_flight), None)
+        if entry is None:
+            return
+        entry.in_flight = True
+        try:
+            self._handle("queue-consumer", entry.budget)
+        except BaseException:
+            self.report.paths["queue consumer failed, message kept"] += 1
+            raise
+        finally:
+            entry.in_flight = False
+        self.queue.remove(entry)
+        self.report.paths["queued budget caught up by the queue consumer"] += 1
 
     def _handle(self, actor: str, budget: str) -> Any:
         """What the worker does for a budget (runtime.budget_handler), on the actor's client."""
@@ -377,9 +602,16 @@ class Simulation:
         projector = self._projector(actor, store)
         return catch_up_then_rebuild(projector, Rebuilder(store, attempts=2))(budget)
 
+    def _process(self, budget: str) -> Any:
+        try:
+            return self._handle("processor", budget)
+        except Exception:
+            self.report.paths["catch-up failed in the record processor"] += 1
+            raise
+
     def _new_processor(self) -> BudgetRecordProcessor:
         processor = BudgetRecordProcessor(
-            lambda budget: self._handle("processor", budget),
+            self._process,
             _SimQueue(self),
             sleep=lambda _: None,
         )
@@ -387,8 +619,23 @@ class Simulation:
         return processor
 
     def _stream(self, _budget: str) -> None:
+        """One batch; sometimes instead the shard ends (everything so far is its last batch)
+        or the worker is asked to shut down; both restart from the checkpoint, like a child
+        shard's or the next owner's processor."""
         self._discover_stream_records()
-        batch = [r for r in self.stream if r.sequence > self.delivered][: self.rng.randint(1, 6)]
+        roll = self.rng.random()
+        if roll < 0.06:
+            self._shutdown()
+            return
+        # A shard end is likelier while budgets are pending: that is when its rule matters.
+        ends = roll < (0.3 if self.processor.pending else 0.12)
+        size = len(self.stream) if ends else self.rng.randint(1, 6)
+        self._batch(size)
+        if ends:
+            self._shard_end()
+
+    def _batch(self, size: int) -> None:
+        batch = [r for r in self.stream if r.sequence > self.delivered][:size]
         self.delivered = batch[-1].sequence if batch else self.delivered
         records = [
             Record(
@@ -397,7 +644,34 @@ class Simulation:
             )
             for r in batch
         ]
+        before = set(self.processor.pending)
         self.processor.process_records(Batch(records, _SimCheckpointer(self)))
+        after = set(self.processor.pending)
+        self.report.paths["budget pending after a batch"] += len(after)
+        self.report.paths["budget pending across batches"] += len(before & after)
+        if records and after:
+            self.report.paths["checkpoint held"] += 1
+
+    def _shard_end(self) -> None:
+        try:
+            self.processor.shard_ended(_Ended(_SimCheckpointer(self)))
+        except SystemExit:
+            self.report.paths["shard end: exited with budgets pending"] += 1
+            raise
+        self.report.paths["shard end: checkpointed"] += 1
+        self.processor = self._new_processor()  # the child shard's processor
+        self.delivered = self.checkpoint
+
+    def _shutdown(self) -> None:
+        held = bool(self.processor.pending)
+        self.processor.shutdown_requested(_Ended(_SimCheckpointer(self)))
+        self.report.paths[
+            "shutdown: checkpoint held (budgets pending)"
+            if held and self.processor.pending
+            else "shutdown: checkpointed"
+        ] += 1
+        self.processor = self._new_processor()  # the next owner, from the checkpoint
+        self.delivered = self.checkpoint
 
     def _discover_stream_records(self) -> None:
         """Append every newly stored event to the simulated stream (commit order per budget
@@ -468,7 +742,9 @@ class Simulation:
             if record.budget not in pointers:
                 pointers[record.budget] = self.clean.pointer(record.budget)
             pointer = pointers[record.budget]
-            queued = any(b == record.budget and upto >= record.sequence for b, upto in self.queue)
+            queued = any(
+                e.budget == record.budget and e.upto >= record.sequence for e in self.queue
+            )
             if (pointer is None or pointer < record.event_id) and not queued:
                 raise Violation(
                     f"checkpoint {sequence} covers {record.event_id} of "
@@ -478,17 +754,34 @@ class Simulation:
     # -- the run ------------------------------------------------------------------------------
 
     def run(self) -> SimReport:
-        try:
-            for _ in range(self.config.ops):
-                self.clock.tick()
-                self._operation()
-                self.check()
-            self._converge()
-        except Violation as exc:
-            self.report.violations.append(str(exc))
+        """Every violation, the final convergence's included, is a result of the seed (with
+        the operation it came in), never an exception: a run of many seeds must report them."""
+        with simulated_sleep():
+            self._run()
         for injector in self.injectors:
             self.report.faults.update(injector.injected)
         return self.report
+
+    def _run(self) -> None:
+        try:
+            for _ in range(self.config.ops):
+                self.step += 1
+                self.clock.tick()
+                for rule in self.throttles:
+                    rule.active = self._throttling()
+                self._operation()
+                self.check()
+            self.step += 1
+            self._converge()
+        except Violation as exc:
+            self._violation(str(exc))
+        except Exception as exc:  # the clean client, the final persist or catch-up
+            what = "convergence" if self.step > self.config.ops else "the harness"
+            self._violation(f"{what} failed: {type(exc).__name__}: {exc}")
+
+    def _violation(self, text: str) -> None:
+        self.report.violations.append(text)
+        self.report.at_operation = self.step
 
     def _converge(self) -> None:
         """Faults off; retry every intent the clients still hold; one clean catch-up and
@@ -496,7 +789,7 @@ class Simulation:
         self.faults_on = False
         for injector in self.injectors:
             injector.enabled = False
-        self.config.preempt_rate = 0.0
+        self.preempt_rate = 0.0
         persister = Persister(
             self.clean,
             clock=lambda: self.clock.seconds(),
@@ -551,6 +844,13 @@ class _Init:
     sequence_number = "TRIM_HORIZON"
 
 
+class _Ended:
+    """ShardEndedInput / ShutdownRequestedInput: only the checkpointer is used."""
+
+    def __init__(self, checkpointer: _SimCheckpointer) -> None:
+        self.checkpointer = checkpointer
+
+
 class _SimCheckpointer:
     def __init__(self, sim: Simulation) -> None:
         self.sim = sim
@@ -564,12 +864,17 @@ class _SimCheckpointer:
 
 
 class _SimQueue:
-    """The retry queue: fails (like SQS being down) as often as the seed says."""
+    """The retry queue: refuses (like SQS being down) for a seed-chosen stretch of the
+    schedule, and now and then outside it."""
 
     def __init__(self, sim: Simulation) -> None:
         self.sim = sim
 
     def enqueue(self, budget: str, reason: str) -> None:
-        if self.sim.rng.random() < 0.5:
+        sim = self.sim
+        start, end = sim.schedule.refuse_window
+        if start <= sim.step < end or sim.rng.random() < sim.schedule.queue_refuse_rate:
+            sim.report.paths["enqueue refused"] += 1
             raise RuntimeError("queue unavailable (simulated)")
-        self.sim.queue.append((budget, self.sim.delivered))
+        sim.report.paths["budget queued"] += 1
+        sim.queue.append(QueueEntry(budget, sim.delivered))
