@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from worker.config import Settings
 from worker.engine import tables
 from worker.model import layout
 
@@ -217,3 +218,92 @@ def test_the_stream_mapping_keeps_the_checkpoint_rule_and_bounds_failures() -> N
         ("LambdaFailureQueueAlarm", "ApproximateNumberOfMessagesVisible"),
     ):
         assert resources[alarm]["Properties"]["MetricName"] == metric
+
+
+def _allowed(role: str) -> dict[str, set[str]]:
+    """Per table logical id (EventsTable, ProjectionsTable): the DynamoDB actions `role` may
+    call on the table itself."""
+    resources = _template()["Resources"]
+    statements = resources[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    allowed: dict[str, set[str]] = {}
+    for statement in statements:
+        actions = statement["Action"]
+        actions = actions if isinstance(actions, list) else [actions]
+        targets = statement["Resource"]
+        targets = targets if isinstance(targets, list) else [targets]
+        for target in targets:
+            if isinstance(target, dict) and "GetAtt" in target:
+                table = str(target["GetAtt"]).removesuffix(".Arn")
+                allowed.setdefault(table, set()).update(actions)
+    return allowed
+
+
+def _stream_path_calls(settings: Settings) -> set[tuple[str, str]]:
+    """(IAM action, table name) for every call the stream path makes on the tables: the
+    batch-wide catch-up of budgets behind and current, then their snapshot rebuilds.
+    TransactWriteItems is authorised per item (PutItem, UpdateItem, ConditionCheckItem...)."""
+    from worker.api import BudgetWorker
+    from worker.engine import aws
+    from worker.engine.catch_ups import catch_up_budgets, keep
+    from worker.engine.reads import Store
+    from worker.engine.snapshots import Rebuilder
+
+    writer = BudgetWorker(settings)
+    for budget in ("behind", "current"):
+        writer.persist(
+            budget,
+            "TransactionCreated",
+            "t1",
+            {"date": "2026-11-02", "amount": -100, "account": "a", "category": "c"},
+        )
+    client = aws.dynamodb(settings)
+    store = Store.from_settings(client, settings)
+    list(catch_up_budgets(store, ["current"], keep))
+    calls: set[tuple[str, str]] = set()
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        name = model.name
+        if name == "BatchGetItem":
+            calls.update(("dynamodb:BatchGetItem", t) for t in params["RequestItems"])
+        elif name == "TransactWriteItems":
+            for item in params["TransactItems"]:
+                [(kind, body)] = item.items()
+                calls.add(
+                    (
+                        f"dynamodb:{kind.replace('Check', 'ConditionCheck')}Item"
+                        if kind == "ConditionCheck"
+                        else f"dynamodb:{kind}Item",
+                        body["TableName"],
+                    )
+                )
+        elif "TableName" in params:
+            calls.add((f"dynamodb:{name}", params["TableName"]))
+
+    client.meta.events.register("before-parameter-build.dynamodb", record)
+    try:
+        outcomes = list(catch_up_budgets(store, ["behind", "current"], keep, workers=2))
+        assert [o.error for o in outcomes] == [None, None]
+        for budget in ("behind", "current"):
+            Rebuilder(store).rebuild(budget)
+    finally:
+        client.meta.events.unregister("before-parameter-build.dynamodb", record)
+    return calls
+
+
+def test_worker_roles_allow_every_call_the_stream_path_makes(moto_settings: Settings) -> None:
+    """Derived from the calls the code makes, not from a list kept by hand: a new read (the
+    batch-wide BatchGetItem of pointers and heads) must reach both roles before production."""
+    calls = _stream_path_calls(moto_settings)
+    logical = {
+        moto_settings.events_table: "EventsTable",
+        moto_settings.projections_table: "ProjectionsTable",
+    }
+    assert {action for action, _ in calls} >= {"dynamodb:BatchGetItem", "dynamodb:Query"}
+    for role in ("TaskRole", "LambdaRole"):
+        allowed = _allowed(role)
+        missing = {
+            (action, logical[table])
+            for action, table in calls
+            if action not in allowed.get(logical[table], set())
+        }
+        assert not missing, f"{role} lacks {sorted(missing)}"
