@@ -4,7 +4,7 @@ The Java launcher's resolution (`LauncherConfig`, pure: it compiles with a bare 
 here with `javac` and run on the same properties files and environments as the Python side
 (`KclSettings.resolve`); both must name the same endpoints, region, tables and KCL application
 name, and refuse the same configurations. The launcher's JUnit test (launcher/src/test) checks
-the rule itself in the Docker build."""
+the rule itself in every Maven build (`make setup` and the Docker build)."""
 
 from __future__ import annotations
 
