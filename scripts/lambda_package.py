@@ -44,6 +44,17 @@ def compile_for(python: str, target: Path) -> None:
     )
 
 
+def pip_command() -> list[str]:
+    """The pip that builds the zip. `make setup` makes `.venv` with uv, which installs no pip;
+    the tools venv that holds the pinned uv is made by `python -m venv` and always has one.
+    pip (not uv) because `--platform`/`--only-binary` pick the Lambda runtime's wheels."""
+    for python in (Path(sys.executable), ROOT / ".venv-tools" / "bin" / "python"):
+        probe = [str(python), "-m", "pip", "--version"]
+        if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+            return [str(python), "-m", "pip"]
+    sys.exit("lambda-package: no pip found (run make setup, which makes .venv-tools with pip)")
+
+
 def main() -> None:
     python = os.environ.get("LAMBDA_PYTHON", "3.12")
     arch = os.environ.get("LAMBDA_ARCH", "x86_64")
@@ -52,7 +63,7 @@ def main() -> None:
     out = Path(os.environ.get("LAMBDA_OUT", ROOT / "build" / "lambda" / "budget-worker-lambda.zip"))
     with tempfile.TemporaryDirectory() as scratch:
         wheels, target = Path(scratch) / "wheels", Path(scratch) / "package"
-        pip = [sys.executable, "-m", "pip"]
+        pip = pip_command()
         subprocess.run([*pip, "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)], check=True)
         [wheel] = wheels.glob("budget_worker-*.whl")
         subprocess.run(
