@@ -1,17 +1,22 @@
 """Fixtures: one real DynamoDB Local server per test session, fresh tables per session, a
 fresh budget id per test (budgets never interfere, so tests stay independent and fast), and
-moto for tests that need fault injection at high speed."""
+moto for tests that need fault injection at high speed. The KCL end-to-end scenarios
+(tests/kcl_scenario.py) start with the session and run in the background; their tests
+(marker `kcl_e2e`) are collected last, so the rest of the suite overlaps the minutes KCL
+takes."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.helpers import fresh_tables
+from tests.kcl_scenario import Background
 from worker.config import Settings, temporary_env
 from worker.engine import aws
 from worker.engine.reads import Store
@@ -36,6 +41,28 @@ def ddb_endpoint() -> Iterator[str]:
         yield server.endpoint_url
     finally:
         server.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The KCL end-to-end tests last (a stable sort keeps every other order)."""
+    items.sort(key=lambda item: item.get_closest_marker("kcl_e2e") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kcl_scenarios(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Background | None]:
+    """Starts the KCL scenarios at the session's first test when any `kcl_e2e` test was
+    collected (none: nothing starts, not even DynamoDB Local)."""
+    if not any(item.get_closest_marker("kcl_e2e") for item in request.session.items):
+        yield None
+        return
+    endpoint: str = request.getfixturevalue("ddb_endpoint")
+    background = Background(endpoint, Path(tmp_path_factory.mktemp("kcl-scenarios")))
+    try:
+        yield background
+    finally:
+        background.stop()
 
 
 @pytest.fixture(scope="session")

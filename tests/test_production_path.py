@@ -1,7 +1,10 @@
-"""The production path that can be checked here: the Dockerfile lints clean, the properties
-carry what the launcher and the MultiLangDaemon need, the launcher sources are wired to the
-adapter's scheduler factory, health checks, and `run --driver kcl` fails clearly without Java
-artifacts. (The Java side itself is built by Maven in the Docker build only.)"""
+"""The production path's configuration and supervisor, without running the daemon: the
+Dockerfile lints clean, the properties carry what the launcher and the MultiLangDaemon need, the
+launcher sources are wired to the adapter's scheduler factory, health checks, and
+`run --driver kcl` fails clearly without Java artifacts and resolves one configuration for the
+daemon and its children. The Java side is built by `make setup` (Maven, into
+launcher/target/) as well as in the Docker build; tests/test_kcl_e2e.py runs that jar, the real
+KCL 3 daemon, end to end against DynamoDB Local."""
 
 from __future__ import annotations
 

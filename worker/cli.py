@@ -470,6 +470,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from worker.stream import replay
+    from worker.stream.local_driver import DriverConfig
 
     if args.at_timestamp is not None:
         target = replay.Target(at_timestamp=replay.parse_timestamp(args.at_timestamp))
@@ -486,6 +487,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         target,
         shard_id=args.shard,
         force=args.force,
+        # How long a lease must stand still to count as abandoned (local heartbeat age, or
+        # KCL's counter watched for this long): the same setting the local driver uses.
+        failover_seconds=DriverConfig.from_env().failover_seconds,
     )
 
     def human() -> None:

@@ -53,8 +53,9 @@ class Lease:
         )
 
     def is_live(self, now: float, failover_seconds: float) -> bool:
-        """Held by a running worker. A KCL lease (no local heartbeat) with an owner counts as
-        live: its owner renews it without leaving a timestamp we could check."""
+        """Held by a running worker, as far as this one reading tells. A KCL lease (no local
+        heartbeat) with an owner counts as live here: KCL leaves no timestamp to judge by, and
+        keeps the owner after its worker stops; `replay.live_leases` watches its counter."""
         if self.owner is None:
             return False
         if self.heartbeat is None:
@@ -182,13 +183,15 @@ class LeaseTable:
         """Replay: rewrite a checkpoint and take the lease away from whoever holds it. Without
         an owner and with a new lease counter, a worker still running (`--force`) can no
         longer checkpoint over the replayed position: its conditional writes fail, it loses
-        the lease, and the shard restarts from the new checkpoint."""
+        the lease, and the shard restarts from the new checkpoint. `checkpointOwner` is KCL 3's
+        mark of a lease being handed over between workers: a replayed lease belongs to no one,
+        so the leader assigns it afresh."""
         self.client.update_item(
             TableName=self.table,
             Key={"leaseKey": layout.s(shard_id)},
             UpdateExpression="SET checkpoint = :c, checkpointSubSequenceNumber = :zero "
             "REMOVE pendingCheckpoint, pendingCheckpointSubSequenceNumber, "
-            "pendingCheckpointState, leaseOwner, localHeartbeat "
+            "pendingCheckpointState, leaseOwner, checkpointOwner, localHeartbeat "
             "ADD leaseCounter :one",
             ExpressionAttributeValues={
                 ":c": layout.s(checkpoint),

@@ -3,6 +3,8 @@
 Re-reading is harmless by design: a stream record only names a budget, and catching up a
 budget that is current changes nothing. Replay refuses while a lease is held by a live worker
 (it would overwrite checkpoints under it) unless `--force`.
+It works on both lease tables: the local driver's and the one KCL 3 writes (same key and
+checkpoint attributes; KCL's liveness is judged by watching its lease counter, `live_leases`).
 
 DynamoDB Streams has no timestamp iterator that DynamoDB Local serves, so `--at-timestamp` is
 resolved per shard by reading it from the trim horizon to the first record at or after the
@@ -12,13 +14,14 @@ timestamp; the checkpoint becomes the record just before it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from worker import logs
 from worker.errors import InvalidInput
-from worker.stream.leases import SHARD_END, TRIM_HORIZON, LeaseTable
+from worker.stream.leases import SHARD_END, TRIM_HORIZON, Lease, LeaseTable
 from worker.stream.local_driver import list_shards, stream_arn
 
 if TYPE_CHECKING:
@@ -113,6 +116,44 @@ def _checkpoint_before(
     return previous or TRIM_HORIZON
 
 
+def live_leases(
+    leases: LeaseTable,
+    candidates: list[Lease],
+    failover_seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Lease]:
+    """The leases a running worker holds. A local lease says so by its heartbeat. A KCL lease
+    cannot: KCL 3 leaves `leaseOwner` set when its worker stops (gracefully too) and stores no
+    time, so an owner alone does not mean a live worker (taking it as one made replay refuse
+    after every clean stop). A live KCL worker renews its leases every third of the failover
+    time by bumping `leaseCounter`, so watch the counters for one failover time, as KCL's own
+    lease taker does: a lease whose counter or owner moved is live; one that stood still has no
+    running owner."""
+    now = time.time()
+    live = [
+        lease
+        for lease in candidates
+        if lease.heartbeat is not None and lease.is_live(now, failover_seconds)
+    ]
+    watched = [lease for lease in candidates if lease.heartbeat is None and lease.owner]
+    if watched:
+        log.info(
+            "watching KCL lease counters to tell a running worker from a stopped one",
+            shards=[lease.shard_id for lease in watched],
+            seconds=failover_seconds,
+        )
+        sleep(failover_seconds)
+        for lease in watched:
+            again = leases.get(lease.shard_id)
+            if (
+                again is not None
+                and again.owner is not None
+                and (again.counter != lease.counter or again.owner != lease.owner)
+            ):
+                live.append(again)
+    return live
+
+
 def replay(
     client: DynamoDBClient,
     streams: DynamoDBStreamsClient,
@@ -123,6 +164,7 @@ def replay(
     shard_id: str | None = None,
     force: bool = False,
     failover_seconds: float = 10.0,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> list[ShardReset]:
     leases = LeaseTable(client, lease_table)
     leases.create()
@@ -145,12 +187,12 @@ def replay(
                 f"several shards ({names}); choose one with --shard"
             )
     current = {lease.shard_id: lease for lease in leases.all()}
-    now = time.time()
-    live = [
-        current[s["ShardId"]]
-        for s in shards
-        if s["ShardId"] in current and current[s["ShardId"]].is_live(now, failover_seconds)
-    ]
+    live = live_leases(
+        leases,
+        [current[s["ShardId"]] for s in shards if s["ShardId"] in current],
+        failover_seconds,
+        sleep,
+    )
     if live and not force:
         owners = ", ".join(sorted({lease.owner or "?" for lease in live}))
         raise LeasesLive(

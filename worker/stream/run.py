@@ -23,6 +23,8 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from worker import logs, metrics
 from worker.config import KclSettings, Settings, read_properties
 from worker.engine import aws
@@ -162,12 +164,25 @@ def run_kcl(settings: Settings, stop: threading.Event) -> int:
 
 def _dynamodb_local_shim(settings: Settings, kcl: KclSettings, stack: ExitStack) -> dict[str, str]:
     """Against DynamoDB Local, the launcher's endpoints go through `region_proxy` (the pinned
-    adapter rejects DynamoDB Local's `ddblocal` stream region); against AWS, nothing."""
+    adapter rejects DynamoDB Local's `ddblocal` stream region); against AWS, nothing. If the
+    stream cannot be looked up (endpoint down, no credentials, no table), no proxy: the
+    launcher looks it up too and reports the failure, and the supervisor restarts it with
+    backoff, as for any daemon failure; `run` itself must not die before supervising."""
     if kcl.dynamodb_endpoint is None:
         return {}
     arn = kcl.stream_arn
     if arn is None:
-        table = aws.dynamodb(settings).describe_table(TableName=kcl.events_table)["Table"]
+        try:
+            table = aws.dynamodb(settings).describe_table(TableName=kcl.events_table)["Table"]
+        except (BotoCoreError, ClientError) as exc:
+            log.warning(
+                "cannot look up the events table's stream; starting the launcher without the "
+                "DynamoDB Local region proxy",
+                events_table=kcl.events_table,
+                endpoint=kcl.dynamodb_endpoint,
+                error=str(exc),
+            )
+            return {}
         arn = table.get("LatestStreamArn")
     if not region_proxy.needs_proxy(arn):
         return {}
