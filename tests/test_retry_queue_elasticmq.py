@@ -31,6 +31,7 @@ from structlog.testing import capture_logs
 
 from tests.elasticmq_server import REGION
 from tests.helpers import CREATE_T, assert_matches_fold, persisted_history
+from worker import metrics
 from worker.config import Settings
 from worker.engine import aws
 from worker.engine.projector import Projector
@@ -158,6 +159,22 @@ def consumer_clients(monkeypatch: pytest.MonkeyPatch) -> ConsumerClients:
     return seen
 
 
+@pytest.fixture
+def emitted() -> Iterator[list[dict[str, Any]]]:
+    """Metrics on (EMF), as `run` configures them, collected instead of printed."""
+    documents: list[dict[str, Any]] = []
+    metrics.configure(env={"BUDGET_METRICS": "emf"})
+    metrics.current()._sink = documents.append
+    yield documents
+    metrics.configure(env={})
+
+
+def total(documents: list[dict[str, Any]], name: str) -> float:
+    """The sum of metric `name` over the documents (EMF holds a value or a list of them)."""
+    values = [document.get(name, []) for document in documents]
+    return sum(sum(v) if isinstance(v, list) else v for v in values)
+
+
 @contextmanager
 def running_consumer(settings: Settings) -> Iterator[None]:
     """The consumer `run` starts, long-polling 1 s so stopping it is quick."""
@@ -193,8 +210,14 @@ def enqueue(settings: Settings, budget: str) -> None:
 
 
 def test_queued_budget_is_caught_up_by_the_run_consumer_and_deleted(
-    settings: Settings, queues: Queues, consumer_clients: ConsumerClients
+    settings: Settings,
+    queues: Queues,
+    consumer_clients: ConsumerClients,
+    emitted: list[dict[str, Any]],
 ) -> None:
+    """Caught up (snapshots included), deleted once, and counted in the metrics like a stream
+    batch's catch-up: the budgets the queue holds are the ones most behind, so leaving them out
+    of `EventsApplied` and `ProjectionLagSeconds` would hide exactly the lag the alarm is for."""
     store, budget = persisted_history(settings, HISTORY)
     enqueue(settings, budget)
     with running_consumer(settings):
@@ -205,6 +228,8 @@ def test_queued_budget_is_caught_up_by_the_run_consumer_and_deleted(
     assert expected.pointer == store.head(budget)
     assert store.dirty_months(budget) == []  # the queue's path rebuilds snapshots inline
     assert queues.dead_letters() == []
+    assert (total(emitted, "EventsApplied"), total(emitted, "EventsRejected")) == (4, 1)
+    assert any("ProjectionLagSeconds" in document for document in emitted)
 
 
 def test_message_not_deleted_comes_back_after_the_visibility_timeout(
@@ -227,11 +252,15 @@ def test_message_not_deleted_comes_back_after_the_visibility_timeout(
 
 
 def test_budget_failing_every_receive_ends_in_the_dead_letter_queue(
-    settings: Settings, queues: Queues, consumer_clients: ConsumerClients
+    settings: Settings,
+    queues: Queues,
+    consumer_clients: ConsumerClients,
+    emitted: list[dict[str, Any]],
 ) -> None:
     """After `maxReceiveCount` failed receives the message (and a malformed one next to it) is
     moved to the dead-letter queue, each failure logged with its receive count, and the
-    budget's projection untouched; the runbook's remedy (`catch-up BUDGET`) then catches it
+    budget's projection untouched, and every failed catch-up counted in `CatchUpFailures`
+    as in a stream batch; the runbook's remedy (`catch-up BUDGET`) then catches it
     up. Like SQS, ElasticMQ moves the message when a receive would exceed the count, so the
     consumer never sees receive count 4. (ElasticMQ's copy in the dead-letter queue keeps
     counting receives; what SQS reports there is not relied on.)"""
@@ -245,6 +274,7 @@ def test_budget_failing_every_receive_ends_in_the_dead_letter_queue(
     assert failing_receives(logs, budget) == [1, 2, 3]
     malformed = [line for line in logs if line["event"].startswith("malformed retry queue")]
     assert [line["receive_count"] for line in malformed] == [1, 2, 3]
+    assert total(emitted, "CatchUpFailures") == 3  # a malformed message is no catch-up
     assert consumer_clients.steps_at_delete == []  # nothing deleted
     assert store.pointer(budget) is None  # no step committed under the faults
     dead = queues.dead_letters()
