@@ -24,12 +24,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
+from xml.etree import ElementTree
 
 import boto3
 import pytest
 from structlog.testing import capture_logs
 
-from tests.elasticmq_server import REGION
+from tests.elasticmq_server import ELASTICMQ_VERSION, POM_DIR, REGION, server_jar
 from tests.helpers import CREATE_T, assert_matches_fold, persisted_history
 from worker import metrics
 from worker.config import Settings
@@ -41,6 +42,7 @@ from worker.stream.run import start_queue_consumer
 
 pytestmark = pytest.mark.ddb_local
 
+MAVEN_NS = "http://maven.apache.org/POM/4.0.0"
 VISIBILITY_SECONDS = 1
 MAX_RECEIVES = 3
 HISTORY = [
@@ -302,3 +304,12 @@ def test_failed_delete_brings_the_message_back_and_the_second_catch_up_changes_n
     assert_matches_fold(store, budget)
     assert store.pointer(budget) == store.head(budget)
     assert queues.dead_letters() == []
+
+
+def test_the_server_started_is_the_version_the_pom_pins() -> None:
+    """`make setup` fetches what tests/elasticmq/pom.xml pins; the fixture runs the jar named
+    by `ELASTICMQ_VERSION` (and the docs name that version): the two must agree."""
+    pom = ElementTree.parse(POM_DIR / "pom.xml").getroot()
+    pinned = pom.find("m:properties/m:elasticmq.version", {"m": MAVEN_NS})
+    assert pinned is not None and pinned.text == ELASTICMQ_VERSION
+    assert server_jar().is_file()
