@@ -10,10 +10,11 @@ UV := $(TOOLS)/bin/uv
 KCL ?= full
 STAMP := $(VENV)/.setup-$(KCL)
 LAUNCHER_JAR := launcher/target/budget-worker-launcher.jar
+ELASTICMQ := tests/elasticmq/target/lib/.fetched
 SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --extra dev
 ifeq ($(KCL),full)
 SYNC += --extra kcl
-SETUP_NEEDS := $(STAMP) $(LAUNCHER_JAR)
+SETUP_NEEDS := $(STAMP) $(LAUNCHER_JAR) $(ELASTICMQ)
 else ifeq ($(KCL),interface)
 SETUP_NEEDS := $(STAMP)
 else
@@ -48,6 +49,12 @@ endif
 $(LAUNCHER_JAR): launcher/pom.xml $(shell find launcher/src -type f 2>/dev/null)
 	@command -v mvn >/dev/null 2>&1 || { echo "make setup: Maven 3.8+ is required to build the KCL launcher (apt-get install maven); without Maven Central, run make setup KCL=interface (no launcher)" >&2; exit 1; }
 	cd launcher && mvn -B -q package
+	@touch $@
+
+# ElasticMQ (an SQS-compatible server) for the retry-queue tests: its jar and dependencies.
+$(ELASTICMQ): tests/elasticmq/pom.xml
+	rm -rf tests/elasticmq/target
+	cd tests/elasticmq && mvn -B -q dependency:copy-dependencies -DoutputDirectory=target/lib
 	@touch $@
 
 # After editing dependencies in pyproject.toml: re-resolve uv.lock (then commit both).
@@ -116,4 +123,4 @@ mutants: setup
 	$(BIN)/python -m worker.proof.mutation run --baseline --seeds 20 --ops 80 --json docs/mutation-runs/$$(date -u +%F)-moto.json
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(INFRA_VENV) launcher/target build .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) $(INFRA_VENV) launcher/target tests/elasticmq/target build .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests import elasticmq_server
 from tests.helpers import fresh_tables
 from tests.kcl_scenario import Background
 from worker.config import Settings, temporary_env
@@ -96,3 +97,18 @@ def moto_settings() -> Iterator[Settings]:
 @pytest.fixture
 def moto_store(moto_settings: Settings) -> Store:
     return Store.from_settings(aws.dynamodb(moto_settings), moto_settings)
+
+
+@pytest.fixture(scope="session")
+def sqs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One ElasticMQ (SQS-compatible) server for the session (tests/elasticmq_server.py);
+    `BUDGET_TEST_SQS_ENDPOINT` reuses a running one while iterating."""
+    endpoint = os.environ.get("BUDGET_TEST_SQS_ENDPOINT")
+    if endpoint:
+        yield endpoint
+        return
+    server = elasticmq_server.start(tmp_path_factory.mktemp("elasticmq"))
+    try:
+        yield server.endpoint_url
+    finally:
+        server.stop()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from worker import logs
+from worker import logs, metrics
 from worker.errors import BudgetWorkerError, InvalidInput
 from worker.model.events import check_identifier
 
@@ -115,12 +115,17 @@ def consume(
                 handle_message(queue, catch_up, message)
             except Exception as exc:  # e.g. DeleteMessage failed: the message comes back
                 log.warning("retry queue message not settled", error=str(exc))
+        if messages:
+            metrics.current().flush()  # once per received batch, as the record processor does
 
 
 def handle_message(
     queue: SqsRetryQueue, catch_up: Callable[[str], Any], message: QueuedBudget
 ) -> bool:
-    """Process one message; True if it was deleted (its budget caught up)."""
+    """Process one message; True if it was deleted (its budget caught up). Its catch-up counts
+    in the metrics like a stream batch's (`EventsApplied`, `ProjectionLagSeconds`,
+    `CatchUpFailures`, ...): the queued budgets are the ones furthest behind, so leaving them
+    out would hide exactly the lag the projection-lag alarm is for."""
     if message.budget is None:
         log.error(
             "malformed retry queue message left for the dead-letter queue",
@@ -129,8 +134,9 @@ def handle_message(
         )
         return False
     try:
-        catch_up(message.budget)
+        result = catch_up(message.budget)
     except Exception as exc:
+        metrics.current().count("CatchUpFailures")
         log.warning(
             "queued budget still failing",
             budget=message.budget,
@@ -138,6 +144,8 @@ def handle_message(
             error=str(exc),
         )
         return False
+    if hasattr(result, "applied"):  # a CatchUpResult; counted even if the delete fails
+        metrics.record_catch_up(metrics.current(), result)
     queue.delete(message)
     log.info("queued budget caught up", budget=message.budget)
     return True

@@ -59,13 +59,18 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def start_queue_consumer(settings: Settings, stop: threading.Event) -> threading.Thread | None:
+def start_queue_consumer(
+    settings: Settings, stop: threading.Event, *, wait_seconds: int = 10
+) -> threading.Thread | None:
+    """Consume the retry queue on a daemon thread until `stop` is set (None without a queue).
+    Stopping waits out the current long poll (`wait_seconds`), which tests shorten."""
     queue = retry_queue(settings)
     if queue is None:
         return None
     thread = threading.Thread(
         target=consume,
         args=(queue, budget_handler(settings), stop),
+        kwargs={"wait_seconds": wait_seconds},
         name="retry-queue",
         daemon=True,
     )
