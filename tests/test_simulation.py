@@ -56,6 +56,7 @@ def test_seeds_on_moto_hold_every_invariant() -> None:
         "incident: a budget throttled for the worker, the queue refusing",
         "race point: a rebuild between its pointer re-check and its first write",
         "race point: the snapshot reader between its first two queries",
+        "race point: a projector between reading its items and its step",
         "budget pending across batches",
         "enqueue refused",
         "stale read raised",
