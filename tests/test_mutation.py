@@ -37,7 +37,9 @@ def test_the_hunt_refuses_to_run_on_the_unmutated_package() -> None:
 def test_a_cheap_planted_bug_is_found_by_a_bounded_run(name: str) -> None:
     """Without the correlated faults no catch-up failed, so a processor checkpointing past a
     pending budget passed every seed; without the currency check a read returning an old
-    projection did. Both must now be found within ten seeds of 40 operations."""
+    projection did. Both must now be found within ten seeds of 40 operations (since every
+    correlated schedule has the throttle-and-refuse incident, both are found at seed 0:
+    the checkpoint at operation 17, the read at operation 4)."""
     [mutant] = mutation.by_name([name])
     result = mutation.check(mutant, start=0, seeds=10, ops=40, timeout=600)
     assert result.error is None, result.error
@@ -78,3 +80,14 @@ def test_the_report_shows_each_planted_bug_with_its_verdict() -> None:
     assert "Planted bugs found: 1 of 2 (1 survivor(s) argued equivalent below)" in "\n".join(lines)
     assert "| `caught` | I9 | yes | 4 | 17 | 5 | it broke |" in lines
     assert any(line.startswith("| `twin` | I9 | no |") and "equivalent" in line for line in lines)
+
+
+def test_every_seed_counts_the_seeds_that_find_a_planted_bug_without_stopping() -> None:
+    """`--every-seed` says whether a bug is found by the schedules' design or by one lucky
+    draw: it must run past the first finding seed and list every one."""
+    [mutant] = mutation.by_name(["read-not-current"])
+    result = mutation.check(mutant, start=0, seeds=2, ops=20, timeout=600, every_seed=True)
+    assert result.error is None, result.error
+    assert result.found and result.seed == 0, result
+    assert result.seeds_run == 2  # did not stop at seed 0
+    assert result.finding_seeds is not None and result.finding_seeds[0] == 0

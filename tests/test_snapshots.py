@@ -20,7 +20,7 @@ from worker.errors import InfrastructureError
 from worker.model import layout
 from worker.model.fold import fold
 from worker.model.snapshot_math import all_snapshots, last_day, month_snapshot, months_between
-from worker.proof.faults import Fault, FaultInjector, Rule
+from worker.proof.faults import Crash, Fault, FaultInjector, Rule
 
 
 def expected_figures(store: Store, budget: str) -> list[tuple[Any, ...]]:
@@ -189,6 +189,45 @@ def test_a_slow_rebuild_never_overwrites_a_newer_one(
     assert fired and result.rebuilt == []  # its stale write was refused
     assert_snapshots_match(store, budget)
     assert read_snapshots(store, budget).entries[0].snapshot.expenses == -7
+
+
+def test_a_slow_rebuild_overtaken_by_one_that_died_halfway_leaves_its_markers(
+    ddb_settings: Settings, store: Store, budget: str
+) -> None:
+    """Found by the simulation (seed 300692): a slow rebuild's first write is refused by a
+    newer rebuild that then died after its first write. The slow one wrote its later months
+    at its older pointer (as_of_event decreasing: torn, to a reader) and cleared the markers,
+    so no later rebuild went back over those months and they stayed not fresh for good."""
+    persister = Persister(store)
+    for n, month in enumerate(("01", "02", "03")):
+        persister.persist(
+            budget, "TransactionCreated", f"t{n}", {**CREATE_T, "date": f"2026-{month}-10"}
+        )
+    Projector(store).catch_up(budget)
+    Rebuilder(store).rebuild(budget)
+    persister.persist(budget, "TransactionUpdated", "t0", {"amount": -3})  # dirties January
+    Projector(store).catch_up(budget)
+
+    def newer_rebuild_dies_after_its_first_write() -> None:
+        persister.persist(budget, "TransactionUpdated", "t2", {"amount": -5})  # dirties March
+        Projector(store).catch_up(budget)
+        dying = aws.dynamodb(ddb_settings)
+        FaultInjector([Rule("PutItem", Fault.CRASH_AFTER)]).install(dying)
+        with pytest.raises(Crash):
+            Rebuilder(Store(dying, store.events_table, store.projections_table)).rebuild(budget)
+
+    slow_store, fired = interleaved_store(
+        ddb_settings,
+        store,
+        "before-call.dynamodb.PutItem",
+        newer_rebuild_dies_after_its_first_write,
+    )
+    result = Rebuilder(slow_store).rebuild(budget)
+    assert fired and result.rebuilt == [] and result.cleared == []
+    assert result.survived == ["2026-01"]  # the markers it read; the step's is there too
+    assert read_snapshots(store, budget).dirty_months == ["2026-01", "2026-03"]
+    Rebuilder(store).rebuild(budget)  # the next rebuild goes over every month again
+    assert_snapshots_match(store, budget)
 
 
 def test_month_queries_use_the_index_not_scans(

@@ -7,7 +7,9 @@ A rebuild is correct without locks because of three rules:
 - it reads the pointer before and after its reads and writes nothing if the pointer moved, so
   every snapshot it writes is the exact computation at one pointer (`as_of_event`);
 - a snapshot is only written over one with an older (or equal) `as_of_event`, so a slow
-  rebuilder can never overwrite a newer rebuild's snapshot;
+  rebuilder can never overwrite a newer rebuild's snapshot; once one of its writes is refused
+  so, it writes no later month and clears no marker (the newer rebuild, or the next one, owns
+  them);
 - a marker is deleted only if it still carries the event id this rebuild read, so an
   invalidation that lands during the rebuild survives it (DESIGN, Snapshots).
 Months after a dirty month are recomputed too (their running balances depend on it). Readers
@@ -200,8 +202,9 @@ class Rebuilder:
                 continue
             result = RebuildResult(budget, as_of_event=pointer)
             for snapshot in computed:
-                if self._write(budget, snapshot, pointer):
-                    result.rebuilt.append(snapshot.month)
+                if not self._write(budget, snapshot, pointer):
+                    return self._overtaken(result, snapshot.month, markers)
+                result.rebuilt.append(snapshot.month)
             for month in stale:
                 self._delete_snapshot(budget, month, pointer)
             for month, event_id in sorted(markers.items()):
@@ -215,6 +218,19 @@ class Rebuilder:
             f"budget {budget!r}: snapshots not rebuilt, the pointer kept moving "
             f"({self.attempts} attempts); the markers remain"
         )
+
+    @staticmethod
+    def _overtaken(result: RebuildResult, month: str, markers: Mapping[str, str]) -> RebuildResult:
+        """A newer rebuild wrote `month` first: stop, write no later month and clear no
+        marker. Writing on would leave `as_of_event` decreasing month to month (this
+        rebuild's older pointer after the newer one's), which readers take for a torn rebuild;
+        and if the newer rebuild stopped halfway (its process died), clearing the markers it
+        would have cleared leaves nothing to make any rebuild repair those months, so they
+        stay not fresh for good. Left in place, the markers send the next rebuild over them
+        (found by the simulation, seed 300692)."""
+        result.survived = sorted(markers)
+        log.info("a newer rebuild overtook this one; markers left", month=month, **result.as_json())
+        return result
 
     def _compute(
         self, snaps: SnapshotStore, budget: str, first_dirty: str, pointer: str

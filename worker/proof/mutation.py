@@ -10,6 +10,10 @@ it is the latter, and the table says which.
 
     python -m worker.proof.mutation run --seeds 20 --ops 80 --json docs/mutation-runs/X.json
     python -m worker.proof.mutation run --only checkpoint-past-pending --seeds 5
+    python -m worker.proof.mutation run --only read-torn --seeds 20 --every-seed
+
+`--every-seed` does not stop at the first violation: it counts the seeds that find the bug,
+which says whether a planted bug is found by the schedules' design or by one lucky draw.
 
 Edits are matched exactly and must occur once in their file, so a refactoring that moves the
 code makes the mutant fail loudly ("not applicable") instead of silently testing nothing, and
@@ -206,12 +210,20 @@ class MutantResult:
     seconds: float = 0.0
     equivalent: str | None = None
     error: str | None = None  # the mutant could not be applied or the child failed
+    finding_seeds: list[int] | None = None  # with --every-seed: every seed that found it
 
 
 def check(
-    mutant: Mutant | None, *, start: int, seeds: int, ops: int, timeout: float = 900.0
+    mutant: Mutant | None,
+    *,
+    start: int,
+    seeds: int,
+    ops: int,
+    timeout: float = 900.0,
+    every_seed: bool = False,
 ) -> MutantResult:
-    """Plant `mutant` in a copy and hunt: seeds from `start` until the first violation."""
+    """Plant `mutant` in a copy and hunt: seeds from `start` until the first violation (or
+    through every seed, `every_seed`)."""
     name = mutant.name if mutant else "baseline (no mutant)"
     breaks = mutant.breaks if mutant else "-"
     equivalent = mutant.equivalent if mutant else None
@@ -224,7 +236,7 @@ def check(
         env = {**os.environ, "PYTHONPATH": tmp, "PYTHONDONTWRITEBYTECODE": "1"}
         command = [sys.executable, "-m", "worker.proof.mutation", "hunt"]
         command += ["--start", str(start), "--seeds", str(seeds), "--ops", str(ops)]
-        command += ["--expect-root", tmp]
+        command += ["--expect-root", tmp] + (["--every-seed"] if every_seed else [])
         try:
             done = subprocess.run(
                 command, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout
@@ -248,27 +260,36 @@ def check(
         seeds_run=found["seeds_run"],
         seconds=round(time.monotonic() - began, 1),
         equivalent=equivalent,
+        finding_seeds=found.get("finding_seeds"),
     )
 
 
-def hunt(start: int, seeds: int, ops: int) -> dict[str, Any]:
-    """In the child, on the copy: run seeds until the first violation (moto)."""
+def hunt(start: int, seeds: int, ops: int, *, every_seed: bool = False) -> dict[str, Any]:
+    """In the child, on the copy: run seeds until the first violation (moto), or through
+    every seed, listing those that found one."""
     from worker import logs
     from worker.proof.runner import SeedRunner
 
     logs.configure("critical")
     runner = SeedRunner(None)
+    first: dict[str, Any] = {"found": False, "seeds_run": seeds}
+    finding: list[int] = []
     for n, seed in enumerate(range(start, start + seeds), start=1):
         report = runner.run(seed, ops).report
-        if report.violations:
-            return {
+        if not report.violations:
+            continue
+        finding.append(seed)
+        if not first["found"]:
+            first = {
                 "found": True,
                 "seed": seed,
                 "at_operation": report.at_operation,
                 "violation": report.violations[0],
                 "seeds_run": n,
             }
-    return {"found": False, "seeds_run": seeds}
+        if not every_seed:
+            return first
+    return {**first, "seeds_run": seeds, "finding_seeds": finding} if every_seed else first
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -284,22 +305,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_argument("--start", type=int, default=0)
         sub.add_argument("--seeds", type=int, default=20)
         sub.add_argument("--ops", type=int, default=80)
+        sub.add_argument(
+            "--every-seed",
+            action="store_true",
+            help="run every seed, counting those that find the bug (default: stop at the first)",
+        )
     args = parser.parse_args(argv)
     if args.command == "hunt":
         if not PACKAGE.is_relative_to(Path(args.expect_root).resolve()):
             raise SystemExit(f"imported {PACKAGE}, not the mutated copy: nothing would be tested")
-        print(json.dumps(hunt(args.start, args.seeds, args.ops)))
+        print(json.dumps(hunt(args.start, args.seeds, args.ops, every_seed=args.every_seed)))
         return 0
     chosen: list[Mutant | None] = [None] if args.baseline else []
     chosen += by_name(args.only)
     results = []
     for mutant in chosen:
-        result = check(mutant, start=args.start, seeds=args.seeds, ops=args.ops)
+        result = check(
+            mutant, start=args.start, seeds=args.seeds, ops=args.ops, every_seed=args.every_seed
+        )
         results.append(result)
         verdict = "found" if result.found else "ERROR" if result.error else "survived"
         print(
             f"{result.name}: {verdict} after {result.seeds_run} seed(s), {result.seconds}s"
             + (f" (seed {result.seed}, operation {result.at_operation})" if result.found else "")
+            + (
+                f"; found by {len(result.finding_seeds)} of {result.seeds_run} seeds"
+                if result.finding_seeds is not None
+                else ""
+            )
             + (f": {result.error}" if result.error else ""),
             file=sys.stderr,
             flush=True,
@@ -311,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "start": args.start,
         "seeds": args.seeds,
         "ops": args.ops,
+        "every_seed": args.every_seed,
         "results": [asdict(r) for r in results],
     }
     if args.json:

@@ -13,14 +13,23 @@ of them, so that the paths a proof of the checkpoint rule needs really run: outa
 actor's client failing N consecutive calls), a budget throttled for a stretch of the schedule,
 and a retry queue that refuses for a stretch. Catch-ups then fail, budgets stay pending across
 batches, checkpoints are held, budgets are queued, shards end and shut down with budgets
-pending; `SimReport.paths` counts how often each of those ran.
+pending; `SimReport.paths` counts how often each of those ran. Left to those windows, a
+budget really behind at a checkpoint lined up in too few seeds for a planted bug in the
+checkpoint rule to be found, so every correlated schedule also has one incident
+(`Simulation._begin_incident`): the budget the stream is about to deliver is throttled for the
+worker and the queue refuses, a new event of it is persisted, the stream delivers it, and the
+seed ends the shard, shuts the worker down or takes another batch.
 
 Pre-emption can happen before any DynamoDB call of any actor; at a seed-chosen rate the
 pre-empting operation is a whole competing step, persist or rebuild *of the same budget*
 (targeted), and pre-emptions nest. Reads are checked for currency, not only consistency: a
 validated read must be as of at least the head the fault-free view saw when it began (or
 raise StaleProjection), and a snapshot reader actor's fresh months must equal the figures at
-a pointer no older than the one when its read began.
+a pointer no older than the one when its read began. Two calls are race points
+(`Simulation._race_point`), pre-empted at a seed-chosen rate by a step of the same budget and
+a second rebuild: a rebuild between its pointer re-check and its first write, and the snapshot
+reader between its two queries; picked uniformly, that sequence landed there about once in
+dozens of seeds.
 
 A failing seed is reproduced by `budget-worker simulate --backend B --start SEED --seeds 1`
 with the same `--ops`.
@@ -77,6 +86,15 @@ READ_OPERATIONS = frozenset(
 OUTAGE_KINDS = (Fault.REFUSE, Fault.SERVER_ERROR, Fault.THROTTLE)
 # Operations a targeted pre-emption runs on the pre-empted actor's own budget.
 COMPETING = ("write", "project", "rebuild")
+# What a race point runs (in order, one nesting level down, on the pre-empted budget): a step
+# that moves the pointer (a contended write, then its projection) and a second rebuild.
+STEP_THEN_REBUILD = ("write", "project", "rebuild")
+# What a projector's race point runs: a step of the items it holds, then one more update, so
+# that its retry after losing the race applies an event on top of items it must re-read.
+STEP_THEN_WRITE = ("write", "project", "write")
+# How an incident's stream work ends after the batch that leaves its budget pending (a shard
+# end and a shutdown are where the rule's other two checkpoints are taken).
+INCIDENT_ENDINGS = ("shard end", "shard end", "shutdown", "batch only")
 
 
 @contextmanager
@@ -137,6 +155,13 @@ class Schedule:
     throttle_window: tuple[int, int]  # operations [from, to)
     refuse_window: tuple[int, int]  # the retry queue refuses in these operations
     queue_refuse_rate: float  # and at this rate outside them
+    # The incident every correlated schedule of 10 operations or more has (`Simulation.
+    # _begin_incident`): from this operation on, for `incident_length` operations, one budget is
+    # throttled for the worker and the queue refuses; None: no incident.
+    incident_at: int | None
+    incident_length: int
+    incident_ending: str  # one of INCIDENT_ENDINGS
+    race_rate: float  # the chance that a race point (`Simulation._race_point`) is pre-empted
 
     @classmethod
     def pick(cls, config: SimConfig) -> Schedule:
@@ -148,8 +173,8 @@ class Schedule:
 
         correlated = config.correlated
         throttle = window()
-        # Half the seeds have one incident that throttles the budget and takes the queue down
-        # at once: only then is a budget left pending when a shard ends or shuts down.
+        # Half the seeds' refusal window is their throttle window (draws kept as they were;
+        # every seed now also has the incident drawn below, which lines both up on purpose).
         refuse = throttle if rng.random() < 0.5 else window()
         return cls(
             preempt_rate=(
@@ -168,6 +193,15 @@ class Schedule:
             throttle_window=throttle,
             refuse_window=refuse if correlated else (0, 0),
             queue_refuse_rate=rng.choice((0.1, 0.3)) if correlated else 0.0,
+            # Drawn last, so that every choice above is the one the seed made before.
+            incident_at=(
+                rng.randrange(config.ops // 5, config.ops // 2) + 1
+                if correlated and config.ops >= 10
+                else None
+            ),
+            incident_length=rng.randint(4, 8),
+            incident_ending=rng.choice(INCIDENT_ENDINGS),
+            race_rate=rng.choice((0.4, 0.7)),
         )
 
 
@@ -270,7 +304,17 @@ class Simulation:
         self.budget_stack: list[str] = []  # the budget of each operation under way, outermost first
         self.step = 0  # top-level operations begun
         self.contended = False  # a targeted write: it updates a transaction written just before
+        self.aimed = False  # a write the schedule aims at a budget: a new intent of that budget
         self.throttles: list[Rule] = []  # the throttled budget's rules, one per actor client
+        # The incident's budget (chosen when it begins) and its throttle, one rule per client.
+        self.incident_budget: str | None = None
+        self.incident_rules: list[Rule] = []
+        # Operations the schedule forces next (the incident's), with the stream's mode.
+        self.script: list[tuple[str, str, str | None]] = []
+        self.stream_mode: str | None = None
+        # Race points: each actor's previous call, and the calls of the snapshot read under way.
+        self._last_call: dict[str, str] = {}
+        self._reader_calls = 0
         self.faults_on = True
         self._stores: dict[str, Store] = {}
         self.budgets = [f"sim{config.seed}-b{i}" for i in range(config.budgets)]
@@ -329,11 +373,21 @@ class Simulation:
             )
             self.throttles.append(throttle)
             rules.insert(0, throttle)
+        if schedule.incident_at is not None and not actor.startswith("writer"):
+            incident = Rule(
+                "*",
+                Fault.THROTTLE,
+                limit=None,
+                body_contains=f'"{self.incident_budget}"',
+                active=self._in_incident(),
+            )
+            self.incident_rules.append(incident)
+            rules.insert(0, incident)
         injector = FaultInjector(rules, seed=self.rng.getrandbits(32), enabled=self.faults_on)
         injector.install(client)
         self.injectors.append(injector)
         self._watch_writes(client)
-        client.meta.events.register("before-call", self._maybe_preempt)
+        client.meta.events.register("before-call", self._preemption_hook(actor))
         self._stores[actor] = Store(client, *self.tables)
         return self._stores[actor]
 
@@ -361,11 +415,59 @@ class Simulation:
         start, end = self.schedule.throttle_window
         return self.faults_on and start <= self.step < end
 
-    def _maybe_preempt(self, **_: Any) -> None:
+    def _in_incident(self) -> bool:
+        at = self.schedule.incident_at
+        return (
+            self.faults_on
+            and at is not None
+            and self.incident_budget is not None
+            and at <= self.step < at + self.schedule.incident_length
+        )
+
+    def _preemption_hook(self, actor: str) -> Callable[..., None]:
+        def hook(model: Any = None, **_: Any) -> None:
+            self._maybe_preempt(actor, model.name if model is not None else "")
+
+        return hook
+
+    def _race_point(self, actor: str, operation: str) -> tuple[str, tuple[str, ...]] | None:
+        """The two calls where a step and a second rebuild of the same budget must land for
+        the snapshot races to show: after a rebuild's pointer re-check, before its first
+        write (only the `as_of_event` condition keeps the slower rebuild from overwriting the
+        newer one); and between the snapshot reader's first two queries (only their order
+        keeps a rebuild finished in between from making stale snapshots look fresh). Uniform
+        pre-emption lands a step and then a rebuild exactly there about once in dozens of
+        seeds; a race point asks for them by name. A third is a projector between reading the
+        items of its step and writing the step: a step of those items and one more update land
+        there, so that it loses the race and must not decide its retry from the items it read
+        (projector-keeps-cache-after-race was found at seed 8, then 16, then not in 20, as
+        other changes moved the draws)."""
+        previous = self._last_call.get(actor)
+        self._last_call[actor] = operation
+        if actor == "rebuilder" and operation == "PutItem" and previous == "GetItem":
+            return "a rebuild between its pointer re-check and its first write", STEP_THEN_REBUILD
+        if actor == "snapshot-reader":
+            self._reader_calls += 1
+            if self._reader_calls == 2:
+                return "the snapshot reader between its first two queries", STEP_THEN_REBUILD
+        if (
+            actor.startswith("projector")
+            and operation == "TransactWriteItems"
+            and previous == "BatchGetItem"
+        ):
+            return "a projector between reading its items and its step", STEP_THEN_WRITE
+        return None
+
+    def _maybe_preempt(self, actor: str, operation: str) -> None:
         """Before any call of any actor: maybe run another whole operation first. A targeted
         one competes for the same budget (a step, a persist or a rebuild landing between two
-        reads of one operation is where the defended races live)."""
+        reads of one operation is where the defended races live); at a race point, a step and
+        then a second rebuild of the same budget."""
+        race = self._race_point(actor, operation)
         if self.depth >= self.schedule.max_depth:
+            return
+        if race is not None and self.preempt_rate and self.rng.random() < self.schedule.race_rate:
+            self._preempt_race(*race)
             return
         if self.rng.random() >= self.preempt_rate:
             return
@@ -383,6 +485,24 @@ class Simulation:
         finally:
             self.depth -= 1
             self.contended = contended
+
+    def _preempt_race(self, race: str, kinds: tuple[str, ...]) -> None:
+        """`kinds` on the pre-empted budget, one level down: a step (a contended write of one
+        of its latest transactions, then its projection), then a second rebuild or write."""
+        self.report.operations["preemption"] += 1
+        if self.depth:
+            self.report.paths["nested preemption"] += 1
+        self.report.paths[f"race point: {race}"] += 1
+        budget = self.budget_stack[-1]
+        self.depth += 1
+        contended, aimed = self.contended, self.aimed
+        try:
+            for kind in kinds:
+                self.contended = self.aimed = kind == "write"
+                self._operation(kind, budget)
+        finally:
+            self.depth -= 1
+            self.contended, self.aimed = contended, aimed
 
     # -- actors -------------------------------------------------------------------------------
 
@@ -418,7 +538,7 @@ class Simulation:
         pending = [
             i for i in self.intents if i.acked is None and not i.abandoned and not i.in_flight
         ]
-        if pending and self.rng.random() < 0.4:
+        if pending and not self.aimed and self.rng.random() < 0.4:
             intent = self.rng.choice(pending)
         else:
             intent = self._new_intent(budget, writer)
@@ -545,7 +665,12 @@ class Simulation:
         fresh must equal the figures over the fold at some pointer from the one when the read
         began to the one when it ended: right, and not older than what was promised."""
         promised = self.clean.pointer(budget)
-        view = read_snapshots(self._store("snapshot-reader"), budget)
+        store = self._store("snapshot-reader")
+        outer, self._reader_calls = self._reader_calls, 0  # this read's calls (race points)
+        try:
+            view = read_snapshots(store, budget)
+        finally:
+            self._reader_calls = outer
         fresh = [e for e in view.entries if e.fresh]
         if not fresh:
             return
@@ -621,8 +746,17 @@ class Simulation:
     def _stream(self, _budget: str) -> None:
         """One batch; sometimes instead the shard ends (everything so far is its last batch)
         or the worker is asked to shut down; both restart from the checkpoint, like a child
-        shard's or the next owner's processor."""
+        shard's or the next owner's processor. An incident says which (`stream_mode`)."""
         self._discover_stream_records()
+        mode, self.stream_mode = self.stream_mode, None
+        if mode == "shutdown":
+            self._shutdown()
+            return
+        if mode is not None:  # a batch to the end of the stream, then maybe the shard's end
+            self._batch(len(self.stream))
+            if mode == "shard end":
+                self._shard_end()
+            return
         roll = self.rng.random()
         if roll < 0.06:
             self._shutdown()
@@ -651,12 +785,36 @@ class Simulation:
         self.report.paths["budget pending across batches"] += len(before & after)
         if records and after:
             self.report.paths["checkpoint held"] += 1
+            if self._behind(after):
+                self.report.paths["checkpoint held with the budget behind"] += 1
+
+    def _behind(self, budgets: set[str]) -> bool:
+        """Whether a delivered record of one of these (pending) budgets is past the budget's
+        pointer and not queued: only then would a checkpoint break the rule. A budget is also
+        left pending when its catch-up succeeded and its rebuild failed, or when another actor
+        caught it up first; a checkpoint past it is harmless and proves nothing."""
+        for budget in budgets:
+            pointer = self.clean.pointer(budget)
+            for record in self.stream:
+                if record.sequence > self.delivered:
+                    break
+                if (
+                    record.budget == budget
+                    and (pointer is None or pointer < record.event_id)
+                    and not any(
+                        e.budget == budget and e.upto >= record.sequence for e in self.queue
+                    )
+                ):
+                    return True
+        return False
 
     def _shard_end(self) -> None:
         try:
             self.processor.shard_ended(_Ended(_SimCheckpointer(self)))
         except SystemExit:
             self.report.paths["shard end: exited with budgets pending"] += 1
+            if self._behind(set(self.processor.pending)):
+                self.report.paths["shard end: exited with a budget behind"] += 1
             raise
         self.report.paths["shard end: checkpointed"] += 1
         self.processor = self._new_processor()  # the child shard's processor
@@ -670,6 +828,8 @@ class Simulation:
             if held and self.processor.pending
             else "shutdown: checkpointed"
         ] += 1
+        if held and self.processor.pending and self._behind(set(self.processor.pending)):
+            self.report.paths["shutdown: checkpoint held with a budget behind"] += 1
         self.processor = self._new_processor()  # the next owner, from the checkpoint
         self.delivered = self.checkpoint
 
@@ -767,9 +927,22 @@ class Simulation:
             for _ in range(self.config.ops):
                 self.step += 1
                 self.clock.tick()
+                if self.step == self.schedule.incident_at:
+                    self._begin_incident()
                 for rule in self.throttles:
                     rule.active = self._throttling()
-                self._operation()
+                for rule in self.incident_rules:
+                    rule.active = self._in_incident()
+                if self.script:
+                    kind, budget, self.stream_mode = self.script.pop(0)
+                    self.aimed = kind == "write"
+                    try:
+                        self._operation(kind, budget)
+                    finally:
+                        self.aimed = False
+                        self.stream_mode = None
+                else:
+                    self._operation()
                 self.check()
             self.step += 1
             self._converge()
@@ -778,6 +951,28 @@ class Simulation:
         except Exception as exc:  # the clean client, the final persist or catch-up
             what = "convergence" if self.step > self.config.ops else "the harness"
             self._violation(f"{what} failed: {type(exc).__name__}: {exc}")
+
+    def _begin_incident(self) -> None:
+        """The incident that makes the checkpoint rule observable, once per schedule: the
+        budget the stream actor is about to handle (its next undelivered record's, else one
+        the seed picks) is throttled for the worker and the retry queue refuses, for a few
+        operations. A new event of that budget is persisted, then the stream delivers every
+        record so far, so the batch names a budget whose catch-up must fail and cannot be
+        queued while it really is behind; the seed then ends the shard, shuts the worker down
+        or does neither. Left to chance (a throttle window and a refusal window of their own,
+        a stream batch that happens to reach the budget's new records), this lined up in few
+        enough seeds that both checkpoint-rule mutants survived twenty."""
+        self._discover_stream_records()
+        ahead = next((r.budget for r in self.stream if r.sequence > self.delivered), None)
+        budget = ahead if ahead is not None else self.rng.choice(self.budgets)
+        self.incident_budget = budget
+        for rule in self.incident_rules:
+            rule.body_contains = f'"{budget}"'
+        self.report.paths["incident: a budget throttled for the worker, the queue refusing"] += 1
+        self.script = [("write", budget, None), ("stream", budget, "batch")]
+        ending = self.schedule.incident_ending
+        if ending != "batch only":
+            self.script.append(("stream", budget, ending))
 
     def _violation(self, text: str) -> None:
         self.report.violations.append(text)
@@ -873,7 +1068,11 @@ class _SimQueue:
     def enqueue(self, budget: str, reason: str) -> None:
         sim = self.sim
         start, end = sim.schedule.refuse_window
-        if start <= sim.step < end or sim.rng.random() < sim.schedule.queue_refuse_rate:
+        if (
+            start <= sim.step < end
+            or sim._in_incident()
+            or sim.rng.random() < sim.schedule.queue_refuse_rate
+        ):
             sim.report.paths["enqueue refused"] += 1
             raise RuntimeError("queue unavailable (simulated)")
         sim.report.paths["budget queued"] += 1
