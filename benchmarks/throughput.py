@@ -47,9 +47,10 @@ from worker.engine.validated_read import read_transactions
 from worker.local import dynamodb_local
 from worker.model import layout
 from worker.model.events import Event, EventType
-from worker.proof.kcl_inputs import Batch, Record, RecordingCheckpointer, record_data
+from worker.proof.kcl_inputs import Batch, Record, RecordingCheckpointer
 from worker.stream.deferred_rebuilds import DeferredRebuilds
 from worker.stream.record_processor import BudgetRecordProcessor
+from worker.stream.records import ADAPTER, encode, stream_record
 from worker.stream.runtime import after_catch_up, stream_catch_up_all
 
 RESULTS = Path(__file__).parent / "results"
@@ -146,7 +147,9 @@ def backlog(store: Store, batch: int, events: int) -> float:
 
 
 def _record(event: Event, sequence: int) -> Record:
-    data = record_data(event.budget, layout.event_sk(event.event_id), sequence=sequence)
+    data = encode(
+        stream_record(event.budget, layout.event_sk(event.event_id), sequence=sequence), ADAPTER
+    )
     return Record(data, str(sequence))
 
 

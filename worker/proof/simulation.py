@@ -50,9 +50,10 @@ from worker.model.events import Event, canonical_json
 from worker.model.fold import fold
 from worker.model.snapshot_math import all_snapshots
 from worker.proof.faults import Crash, Fault, FaultInjector, Rule
-from worker.proof.kcl_inputs import Batch, Record, record_data
+from worker.proof.kcl_inputs import Batch, Record
 from worker.proof.oracle import projection_differences
 from worker.stream.record_processor import BudgetRecordProcessor
+from worker.stream.records import ADAPTER, encode, stream_record
 from worker.stream.runtime import catch_up_then_rebuild
 
 FAULT_KINDS = [
@@ -639,7 +640,10 @@ class Simulation:
         self.delivered = batch[-1].sequence if batch else self.delivered
         records = [
             Record(
-                record_data(r.budget, layout.event_sk(r.event_id), sequence=r.sequence),
+                encode(
+                    stream_record(r.budget, layout.event_sk(r.event_id), sequence=r.sequence),
+                    ADAPTER,
+                ),
                 str(r.sequence),
             )
             for r in batch

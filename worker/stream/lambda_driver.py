@@ -42,7 +42,7 @@ from worker.stream import destination
 from worker.stream.lambda_handler import StreamHandler
 from worker.stream.leases import SHARD_END, TRIM_HORIZON, LeaseTable
 from worker.stream.local_driver import DriverConfig, LocalDriver, ShardConsumer, _Heartbeat
-from worker.stream.records import lambda_record
+from worker.stream.records import LAMBDA, created_at, encode
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -183,7 +183,7 @@ def deliver(
         if failed_at > 0:
             commit(_sequence(records[failed_at - 1]))
         rest = records[failed_at:]
-        oldest = min(float(r["dynamodb"].get("ApproximateCreationDateTime", 0)) for r in rest)
+        oldest = min(created_at(r, LAMBDA) or 0.0 for r in rest)
         too_old = config.max_record_age >= 0 and now() - oldest > config.max_record_age
         exhausted = 0 <= config.max_retry_attempts <= retries
         if too_old or exhausted:
@@ -267,7 +267,7 @@ class LambdaShardConsumer(ShardConsumer):
                 found = response.get("Records", [])
                 fetched = len(found)
                 if found:
-                    waiting.extend(lambda_record(r, self.arn) for r in found)
+                    waiting.extend(encode(r, LAMBDA, stream_arn=self.arn) for r in found)
                     self.last_delivered = waiting[-1]["dynamodb"]["SequenceNumber"]
                     first_waiting = first_waiting or time.monotonic()
                 iterator = response.get("NextShardIterator")
