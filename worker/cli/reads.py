@@ -1,4 +1,8 @@
-"""The reading commands: `transactions` (validated), `rejected`, `snapshots`, `status`."""
+"""The reading commands: `transactions` (validated), `rejected`, `snapshots`, `status`.
+
+Human tables show amounts with two decimals (`worker.model.money`); `--json` keeps integer minor
+units, as the contract says.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from worker.cli.stores import store
 from worker.engine.projector import Projector
 from worker.engine.status import statuses
 from worker.engine.validated_read import read_transactions
+from worker.model.money import readable, readable_by_name
 
 STATUS_ROWS_PER_TABLE = 50
 
@@ -39,7 +44,7 @@ def transactions(args: argparse.Namespace) -> int:
         for t in view.transactions:
             table.add_row(
                 t.date,
-                str(t.amount),
+                readable(t.amount),
                 t.account,
                 t.category,
                 t.payee or "",
@@ -106,12 +111,12 @@ def snapshots(args: argparse.Namespace) -> int:
                 continue
             table.add_row(
                 s.month,
-                str(s.income),
-                str(s.expenses),
-                str(s.net),
+                readable(s.income),
+                readable(s.expenses),
+                readable(s.net),
                 str(s.transaction_count),
-                ", ".join(f"{k} {v}" for k, v in sorted(s.balances.items())),
-                ", ".join(f"{k} {v}" for k, v in sorted(s.by_category.items())),
+                readable_by_name(s.balances),
+                readable_by_name(s.by_category),
                 state,
             )
         out.print(table)
