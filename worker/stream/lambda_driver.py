@@ -26,7 +26,6 @@ restart resumes after the last one.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import deque
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from worker import logs
+from worker.config import ToolSettings
 from worker.stream import destination
 from worker.stream.lambda_handler import StreamHandler
 from worker.stream.leases import SHARD_END, TRIM_HORIZON, LeaseTable
@@ -73,7 +73,7 @@ class EsmConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> EsmConfig:
         """`BUDGET_LAMBDA_BATCH_SIZE`, `_BATCHING_WINDOW`, `_MAX_RETRIES`, `_MAX_RECORD_AGE`,
         `_BISECT` (1/0), `_TIMEOUT`, `_RETRY_DELAY` and `_ON_FAILURE_DIR` tune the driver."""
-        env = os.environ if env is None else env
+        env = ToolSettings.from_env().lambda_esm if env is None else env
         config = cls()
 
         def number(name: str) -> float | None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from worker import logs
+from worker.config import ToolSettings
 from worker.engine.failures import error_code
 from worker.stream.leases import LATEST, SHARD_END, TRIM_HORIZON, LeaseTable
 from worker.stream.multilang import ChildFailed, MultiLangChild, StreamRecord
@@ -82,13 +83,11 @@ class DriverConfig:
     @classmethod
     def from_env(cls) -> DriverConfig:
         """`BUDGET_POLL_SECONDS` and `BUDGET_LEASE_FAILOVER_SECONDS` tune the driver."""
-        config = cls()
-        poll = os.environ.get("BUDGET_POLL_SECONDS")
-        failover = os.environ.get("BUDGET_LEASE_FAILOVER_SECONDS")
-        if poll:
-            config.poll_seconds = float(poll)
-        if failover:
-            config.failover_seconds = float(failover)
+        config, tools = cls(), ToolSettings.from_env()
+        if tools.poll_seconds is not None:
+            config.poll_seconds = tools.poll_seconds
+        if tools.lease_failover_seconds is not None:
+            config.failover_seconds = tools.lease_failover_seconds
         return config
 
 
