@@ -39,6 +39,8 @@ def simulate(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from worker.proof import runner
+    from worker.proof.report import write_report
+    from worker.proof.run_summary import RunSummary, SeedResult, reproduce_command
 
     logs.configure("critical")  # the simulation provokes failures on purpose: keep it quiet
     errors = Console(stderr=True)
@@ -56,18 +58,18 @@ def simulate(args: argparse.Namespace) -> int:
     )
     jobs = args.jobs or runner.default_jobs()
 
-    def run_one(backend: str, seeds: int, budget: float | None) -> runner.RunSummary:
+    def run_one(backend: str, seeds: int, budget: float | None) -> RunSummary:
         task = bar.add_task(f"{backend} seeds", total=seeds) if bar is not None else None
         violations = 0
 
-        def progress(result: runner.SeedResult) -> None:
+        def progress(result: SeedResult) -> None:
             nonlocal violations
             report = result.report
             if report.violations:  # said at once, not only at the end of a long run
                 violations += 1
                 errors.print(
                     f"seed {report.seed} ({backend}) VIOLATION: {'; '.join(report.violations)}"
-                    f"\n  reproduce: {runner.reproduce_command(backend, report.seed, args.ops)}",
+                    f"\n  reproduce: {reproduce_command(backend, report.seed, args.ops)}",
                     markup=False,
                     highlight=False,
                 )
@@ -92,7 +94,7 @@ def simulate(args: argparse.Namespace) -> int:
         )
 
     began = time.monotonic()
-    runs: list[runner.RunSummary] = []
+    runs: list[RunSummary] = []
     bad_inputs = None
     with runner.sigterm_interrupts(), bar if bar is not None else contextlib.nullcontext():
         runs.append(run_one(args.backend, args.seeds, args.time_budget))
@@ -105,7 +107,7 @@ def simulate(args: argparse.Namespace) -> int:
     interrupted = any(r.interrupted for r in runs)
     if args.report and not interrupted:
         bad_inputs = runner.run_bad_inputs(args.entry_point)
-        runner.write_report(Path(args.report), runs, bad_inputs)
+        write_report(Path(args.report), runs, bad_inputs)
     document = {
         "runs": [r.as_json() for r in runs],
         "bad_inputs": bad_inputs,
