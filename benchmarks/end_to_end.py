@@ -26,6 +26,10 @@ What it measures:
   until `transactions --no-catch-up` serves it (checked: at the end every budget is read that
   way and must hold every event); p50/p95/p99/max;
 - RSS: `run` plus its `kcl-processor` children, sampled every 0.5 s during the lag phase.
+
+Over the ~450-line guideline on purpose: one cohesive concern, the end-to-end benchmark's
+phases (drain, replay, lag) sharing one worker subprocess wrapper and one result document;
+what other benchmarks share is in benchmarks/harness.py.
 """
 
 from __future__ import annotations
