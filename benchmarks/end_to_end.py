@@ -26,6 +26,10 @@ What it measures:
   until `transactions --no-catch-up` serves it (checked: at the end every budget is read that
   way and must hold every event); p50/p95/p99/max;
 - RSS: `run` plus its `kcl-processor` children, sampled every 0.5 s during the lag phase.
+
+Over the ~450-line guideline on purpose: one cohesive concern, the end-to-end benchmark's
+phases (drain, replay, lag) sharing one worker subprocess wrapper and one result document;
+what other benchmarks share is in benchmarks/harness.py.
 """
 
 from __future__ import annotations
@@ -47,25 +51,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks import harness
+from benchmarks.harness import RESULTS, base_id, fresh, history, percentile, raw_loop, seed
 from benchmarks.latency_proxy import counts, proxied
-from benchmarks.throughput import RESULTS, base_id, history, percentile, raw_loop, seed
-from worker import logs
 from worker.config import Settings
 from worker.engine import aws
 from worker.engine.persist import Persister
 from worker.engine.reads import Store
 from worker.engine.validated_read import read_transactions
-from worker.local import dynamodb_local
-from worker.local.scratch import scratch_tables
 from worker.stream.leases import TRIM_HORIZON, LeaseTable
 
 # How often the lag watcher reads the pointers it waits for: the resolution of the lag figures.
 POLL_SECONDS = 0.02
-
-
-def fresh(endpoint: str, tag: str) -> tuple[Settings, Store]:
-    settings = scratch_tables(endpoint, tag)
-    return settings, Store.from_settings(aws.dynamodb(settings), settings)
 
 
 @dataclass
@@ -451,18 +448,15 @@ def _event(k: int, months: int) -> tuple[str, str, dict[str, Any]]:
 def server_and_raw_loop(seconds: float) -> Iterator[tuple[str, str, list[float], list[float]]]:
     """A fresh DynamoDB Local and a latency proxy in front of it; the raw loop measured on
     the server before and after the block, and once through the proxy (for reference)."""
-    server = dynamodb_local.start()
-    try:
-        settings, store = fresh(server.endpoint_url, "raw")
+    with harness.local_server() as endpoint:
+        settings, store = fresh(endpoint, "raw")
         raw_loop(store, 2.0, 200)  # warm the server's JIT
         raws = [raw_loop(store, seconds, 5_000)]
-        with proxied(server.endpoint_url) as proxy:
+        with proxied(endpoint) as proxy:
             slow = dataclasses.replace(settings, endpoint_url=proxy)
             proxied_raws = [raw_loop(Store.from_settings(aws.dynamodb(slow), slow), seconds, 500)]
-            yield server.endpoint_url, proxy, raws, proxied_raws
+            yield endpoint, proxy, raws, proxied_raws
         raws.append(raw_loop(store, seconds, 5_000))
-    finally:
-        server.stop()
 
 
 def run_drains(
@@ -496,7 +490,7 @@ def main() -> None:
     parser.add_argument("--raw-seconds", type=float, default=10.0)
     parser.add_argument("--out", default=str(RESULTS / "end_to_end.json"))
     args = parser.parse_args()
-    logs.configure("error")
+    harness.quiet()
     logs_dir = Path("/tmp") / f"budget-bench-{uuid.uuid4().hex[:6]}"
     logs_dir.mkdir()
     workloads = [tuple(int(n) for n in w.split("x")) for w in args.workloads.split(",") if w]
@@ -555,9 +549,7 @@ def main() -> None:
         "lag": lags,
         "worker_logs": str(logs_dir),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2) + "\n")
+    harness.write_results(Path(args.out), figures)
     print(json.dumps(figures, indent=2))
 
 

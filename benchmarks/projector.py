@@ -7,40 +7,24 @@ writes them to benchmarks/results/latest.json. Speed targets live here, not in t
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
-from worker import logs
-from worker.config import Settings
-from worker.engine import aws
+from benchmarks import harness
+from benchmarks.harness import percentile
 from worker.engine.persist import Persister
 from worker.engine.projector import Projector
-from worker.engine.reads import Store
-from worker.engine.tables import create_tables
 from worker.engine.validated_read import read_transactions
-from worker.local import dynamodb_local
 
-RESULTS = Path(__file__).parent / "results" / "latest.json"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+RESULTS = harness.RESULTS / "latest.json"
 
 
 def run(events: int) -> dict[str, object]:
-    server = dynamodb_local.start()
-    try:
-        settings = Settings(endpoint_url=server.endpoint_url)
-        client = aws.dynamodb(settings)
-        create_tables(client, settings)
-        store = Store.from_settings(client, settings)
+    with harness.default_tables() as store:
         budget = f"bench-{uuid.uuid4().hex[:8]}"
         persister = Persister(store)
         latencies = []
@@ -102,18 +86,15 @@ def run(events: int) -> dict[str, object]:
             "racing_events": events // 2,
             "racing_catch_up_s": round(race_s, 2),
         }
-    finally:
-        server.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1000)
     args = parser.parse_args()
-    logs.configure("error")
+    harness.quiet()
     figures = run(args.events)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    harness.write_results(RESULTS, figures)
     for name, value in figures.items():
         print(f"{name:32} {value}")
     print(f"written to {RESULTS}")

@@ -32,107 +32,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ulid import ULID
-
-from worker import logs
+from benchmarks import harness
+from benchmarks.harness import RESULTS, base_id, history, percentile, raw_loop, seed
 from worker.config import Settings
-from worker.engine import aws
 from worker.engine.catch_ups import keep
 from worker.engine.persist import Persister
 from worker.engine.projector import CatchUpResult, Projector
 from worker.engine.reads import Store
 from worker.engine.snapshots import Rebuilder
-from worker.engine.tables import create_tables
 from worker.engine.validated_read import read_transactions
-from worker.local import dynamodb_local
 from worker.model import layout
-from worker.model.events import Event, EventType
-from worker.proof.kcl_inputs import Batch, Record, RecordingCheckpointer, record_data
+from worker.model.events import Event
+from worker.proof.kcl_inputs import Batch, Record, RecordingCheckpointer
 from worker.stream.deferred_rebuilds import DeferredRebuilds
 from worker.stream.record_processor import BudgetRecordProcessor
+from worker.stream.records import ADAPTER, encode, stream_record
 from worker.stream.runtime import after_catch_up, stream_catch_up_all
-
-RESULTS = Path(__file__).parent / "results"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def history(budget: str, count: int, base: int) -> list[Event]:
-    """A budget's events: each transaction created, then updated three times (some updates
-    move it to another month), ids strictly increasing."""
-    events = []
-    for n in range(count):
-        tid = f"t{n - n % 4}"
-        if n % 4 == 0:
-            kind = EventType.CREATED
-            data: dict[str, Any] = {
-                "date": f"2026-{1 + n % 12:02d}-15",
-                "amount": -n,
-                "account": "a",
-                "category": "c",
-            }
-        else:
-            kind = EventType.UPDATED
-            data = {"amount": n} if n % 4 != 2 else {"date": f"2026-{1 + (n + 1) % 12:02d}-10"}
-        events.append(Event(budget, str(ULID.from_int(base + n)), kind, tid, data))
-    return events
-
-
-def seed(store: Store, events: list[Event]) -> None:
-    """Store events and their budget's head directly (the persist path is measured apart):
-    the projector reads exactly what persist would have left."""
-    for start in range(0, len(events), 25):
-        chunk = events[start : start + 25]
-        requests: list[Any] = [{"PutRequest": {"Item": layout.event_item(e)}} for e in chunk]
-        pending: Any = {store.events_table: requests}
-        while pending:
-            pending = store.client.batch_write_item(RequestItems=pending).get("UnprocessedItems")
-    last = events[-1]
-    store.client.put_item(
-        TableName=store.events_table,
-        Item={
-            **layout.key(last.budget, layout.HEAD_SK),
-            layout.LAST_EVENT_ID: layout.s(last.event_id),
-            layout.BUCKET: layout.s(layout.bucket_of(last.budget)),
-        },
-    )
-
-
-def base_id() -> int:
-    return int(ULID()) & ~((1 << 40) - 1)
-
-
-def raw_loop(store: Store, seconds: float, limit: int) -> float:
-    """Calls/s of a bare loop of 2-item conditional TransactWriteItems, one thread."""
-    table = store.projections_table
-    key = f"raw-{uuid.uuid4().hex[:8]}"
-    done, started = 0, time.perf_counter()
-    while done < limit and time.perf_counter() - started < seconds:
-        store.client.transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": table,
-                        "Item": {**layout.key(key, f"ITEM#{done:08d}"), "n": layout.n(done)},
-                        "ConditionExpression": "attribute_not_exists(sk)",
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": table,
-                        "Key": layout.key(key, "COUNTER"),
-                        "UpdateExpression": "SET n = :n",
-                        "ConditionExpression": "attribute_not_exists(n) OR n < :n",
-                        "ExpressionAttributeValues": {":n": layout.n(done)},
-                    }
-                },
-            ]
-        )
-        done += 1
-    return done / (time.perf_counter() - started)
 
 
 def backlog(store: Store, batch: int, events: int) -> float:
@@ -146,7 +61,9 @@ def backlog(store: Store, batch: int, events: int) -> float:
 
 
 def _record(event: Event, sequence: int) -> Record:
-    data = record_data(event.budget, layout.event_sk(event.event_id), sequence=sequence)
+    data = encode(
+        stream_record(event.budget, layout.event_sk(event.event_id), sequence=sequence), ADAPTER
+    )
     return Record(data, str(sequence))
 
 
@@ -253,13 +170,8 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,4,8,16")
     parser.add_argument("--raw-seconds", type=float, default=10.0)
     args = parser.parse_args()
-    logs.configure("error")
-    server = dynamodb_local.start()
-    try:
-        settings = Settings(endpoint_url=server.endpoint_url)
-        client = aws.dynamodb(settings)
-        create_tables(client, settings)
-        store = Store.from_settings(client, settings)
+    harness.quiet()
+    with harness.default_tables() as store:
         raw_loop(store, 2.0, 200)  # warm the server's JIT before anything is measured
 
         def raw() -> float:
@@ -296,8 +208,6 @@ def main() -> None:
             print(f"stream drain concurrency={top:<3} rebuild {name} {rate:8.1f} events/s")
         raws.append(raw())
         latency = persist_and_read(store, 200)
-    finally:
-        server.stop()
     raw_rate = statistics.median(raws)
     for row in rows:
         row["ratio"] = round(row["events_per_s"] / raw_rate, 2)
@@ -325,8 +235,7 @@ def main() -> None:
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
         ),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "throughput.json").write_text(json.dumps(figures, indent=2) + "\n")
+    harness.write_results(RESULTS / "throughput.json", figures)
     plot(figures, RESULTS / "backlog_by_batch.png")
     print(json.dumps(figures, indent=2))
 

@@ -8,6 +8,9 @@ last, assert on what they recorded (and on the tables, which outlive them). Each
 its observations to a JSON file after every phase; a flow that fails records the error and
 stops, and the tests of its later phases fail saying so.
 
+One cohesive concern despite its length (over the ~450-line guideline): the recorded KCL
+flows and the phases they share.
+
 Two flows run at once, each with its own tables (its own deployment):
 
 - `main`: one worker (`w1`). A backlog is caught up; live events are applied; the daemon is

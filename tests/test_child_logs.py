@@ -17,12 +17,12 @@ import pytest
 import structlog
 
 from tests.helpers import CREATE_T
-from tests.streamfmt import b64, record_json
 from worker import logs
 from worker.config import Settings
 from worker.engine.persist import Persister
 from worker.engine.reads import Store
 from worker.stream.multilang import MultiLangChild, StreamRecord
+from worker.stream.records import ADAPTER, encode, stream_record
 from worker.stream.supervisor_channel import SupervisorChannel, forward
 
 
@@ -72,7 +72,12 @@ def drive(env: dict[str, str], stderr: Path, store: Store, budget: str) -> None:
         )
         try:
             child.initialize("shardId-logs", "TRIM_HORIZON")
-            record = StreamRecord(b64(record_json(budget, sequence="301")), budget, "301", 0)
+            record = StreamRecord(
+                encode(stream_record(budget, "HEAD", event_name="MODIFY", sequence="301"), ADAPTER),
+                budget,
+                "301",
+                0,
+            )
             child.process_records([record], 0, lambda _seq, _sub: None)
             child.lease_lost()
         finally:

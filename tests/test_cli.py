@@ -377,3 +377,29 @@ def test_snapshots_command(cli: Cli, budget: str) -> None:
     assert feb["transaction_count"] == 0 and feb["balances"] == {"checking": -1250}
     assert mar["balances"] == {"checking": 3750} and mar["income"] == 5000
     assert all(s["fresh"] and s["as_of_event"] for s in after["snapshots"])
+
+
+def test_people_see_amounts_with_two_decimals_and_json_keeps_minor_units(cli, budget) -> None:
+    data = '{"date": "2026-10-05", "amount": -5830, "account": "card", "category": "groceries"}'
+    put = ("events", "put", budget, "--type", "TransactionCreated", "--transaction", "t1")
+    assert cli(*put, "--data", data)[0] == 0
+    code, doc, _ = cli("transactions", budget, "--json")
+    assert code == 0 and doc["transactions"][0]["amount"] == -5830
+    code, snaps, _ = cli("snapshots", budget, "--rebuild", "--json")
+    assert code == 0 and snaps["snapshots"][0]["expenses"] == -5830
+
+    def human(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "worker", *args],
+            env={**cli.env, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    shown = human("transactions", budget)
+    assert "-58.30" in shown and "-5830" not in shown
+    shown = human("snapshots", budget)
+    assert "-58.30" in shown and "card -58.30" in shown and "-5830" not in shown

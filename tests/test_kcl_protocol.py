@@ -10,12 +10,12 @@ import sys
 import pytest
 
 from tests.helpers import CREATE_T, assert_matches_fold
-from tests.streamfmt import b64, record_json
 from worker.config import Settings
 from worker.engine import aws
 from worker.engine.persist import Persister
 from worker.engine.reads import Store
 from worker.stream.multilang import ChildFailed, MultiLangChild, StreamRecord
+from worker.stream.records import ADAPTER, encode, stream_record
 
 
 @pytest.fixture
@@ -36,7 +36,12 @@ def child(ddb_settings: Settings):
 
 
 def record(budget: str, seq: str, sk: str = "HEAD") -> StreamRecord:
-    return StreamRecord(b64(record_json(budget, sk=sk, sequence=seq)), seq, seq, 1700000000000)
+    return StreamRecord(
+        encode(stream_record(budget, sk, event_name="MODIFY", sequence=seq), ADAPTER),
+        seq,
+        seq,
+        1700000000000,
+    )
 
 
 class Checkpoints:

@@ -61,7 +61,7 @@ def lambda_records(settings: Settings, budgets: list[str]) -> list[dict[str, Any
     arn = stream_arn(client, settings.events_table)
     raw = read_all(aws.dynamodb_streams(settings), arn)
     mine = [r for r in raw if r["dynamodb"]["Keys"]["pk"]["S"] in budgets]
-    return [records.lambda_record(r, arn) for r in mine]
+    return [records.encode(r, records.LAMBDA, stream_arn=arn) for r in mine]
 
 
 def make_handler(

@@ -90,7 +90,8 @@ def test_the_zip_runs_in_a_plain_interpreter_against_dynamodb_local(
     arn = stream_arn(aws.dynamodb(settings), settings.events_table)
     event = {
         "Records": [
-            records.lambda_record(r, arn) for r in read_all(aws.dynamodb_streams(settings), arn)
+            records.encode(r, records.LAMBDA, stream_arn=arn)
+            for r in read_all(aws.dynamodb_streams(settings), arn)
         ]
     }
     (tmp_path / "event.json").write_text(json.dumps(event))

@@ -47,4 +47,5 @@ def test_dev_demo_runs_end_to_end() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "applied by the stream worker" in done.stdout and "rejected 1" in done.stdout
     assert "transaction ghost-1 does not exist" in done.stdout
+    assert "-58.30" in done.stdout and "-5830" not in done.stdout  # amounts for people
     assert "DynamoDB Local stopped" in done.stdout

@@ -48,7 +48,7 @@ def test_a_cheap_planted_bug_is_found_by_a_bounded_run(name: str) -> None:
 
 
 def test_the_report_shows_each_planted_bug_with_its_verdict() -> None:
-    from worker.proof.runner import render_mutation_runs
+    from worker.proof.report import render_mutation_runs
 
     def result(name: str, found: bool, equivalent: str | None = None) -> dict[str, object]:
         return {

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 import pytest
 from amazon_kclpy.kcl import CheckpointError
 
-from tests.streamfmt import b64, record_json
 from worker.engine.projector import CatchUpResult
 from worker.proof.kcl_inputs import Batch, Record, RecordingCheckpointer
 from worker.stream.record_processor import BudgetRecordProcessor
+from worker.stream.records import ADAPTER, encode, kcl_data, stream_record
 
 
 @dataclass
@@ -50,7 +50,9 @@ class Queue:
 
 
 def rec(budget: str, seq: str, sk: str = "HEAD") -> Record:
-    return Record(b64(record_json(budget, sk=sk, sequence=seq)), seq)
+    return Record(
+        encode(stream_record(budget, sk, event_name="MODIFY", sequence=seq), ADAPTER), seq
+    )
 
 
 def test_distinct_budgets_are_caught_up_then_checkpointed() -> None:
@@ -95,13 +97,13 @@ def test_enqueue_failure_blocks_the_checkpoint() -> None:
     "data",
     [
         "%%%not-base64%%%",
-        b64(b"\xff\xfe not json"),
-        b64([1, 2, 3]),
-        b64({"eventName": "INSERT"}),
-        b64({"dynamodb": {"Keys": {"id": {"S": "x"}}}}),  # another table's keys
-        b64({"dynamodb": {"Keys": {"pk": {"N": "1"}, "sk": {"S": "HEAD"}}}}),
-        b64(record_json("a", sk="POINTER")),  # not an events-table item
-        b64(record_json("", sk="HEAD")),
+        kcl_data(b"\xff\xfe not json"),
+        kcl_data([1, 2, 3]),
+        kcl_data({"eventName": "INSERT"}),
+        kcl_data({"dynamodb": {"Keys": {"id": {"S": "x"}}}}),  # another table's keys
+        kcl_data({"dynamodb": {"Keys": {"pk": {"N": "1"}, "sk": {"S": "HEAD"}}}}),
+        encode(stream_record("a", "POINTER"), ADAPTER),  # not an events-table item
+        encode(stream_record("", "HEAD"), ADAPTER),
     ],
 )
 def test_malformed_records_are_skipped_and_the_shard_goes_on(data: str) -> None:

@@ -18,7 +18,7 @@ from worker.engine.persist import Persister
 from worker.engine.projector import Projector
 from worker.errors import InfrastructureError
 from worker.model.fold import Change
-from worker.proof import runner
+from worker.proof import report, run_summary, runner
 from worker.proof.simulation import (
     INCIDENT_ENDINGS,
     QueueEntry,
@@ -32,7 +32,7 @@ CI_SEEDS = 10
 OPS = 40
 
 
-def _fail_message(summary: runner.RunSummary) -> str:
+def _fail_message(summary: run_summary.RunSummary) -> str:
     return "; ".join(
         f"seed {r.seed}: {r.violations} ({summary.reproduce(r.seed)})" for r in summary.failures
     )
@@ -227,7 +227,7 @@ def test_the_report_lists_each_committed_long_run_with_its_memory_by_seed_count(
             }
         ]
     }
-    lines = runner.render_long_runs([("2026-01-01-moto", document)])
+    lines = report.render_long_runs([("2026-01-01-moto", document)])
     [row] = [line for line in lines if line.startswith("| 2026-01-01-moto |")]
     assert "| moto | 1 (from 60) | 3 | 1 |" in row
     assert "(after 1: 120, 10: 130, 100: 131)" in row and row.endswith("| 0 | all seeds run |")
@@ -294,7 +294,7 @@ def test_the_long_runs_section_shows_the_paths_each_new_run_exercised() -> None:
     run = runner.run_seeds("moto", 60, 1, 3, jobs=1).as_json()
     run["paths"] = {"checkpoint held": 7, "nested preemption": 2}
     old = {**run, "paths": {}}  # a document from before issue 17 has no paths
-    lines = runner.render_long_runs([("old", {"runs": [old]}), ("new", {"runs": [run]})])
+    lines = report.render_long_runs([("old", {"runs": [old]}), ("new", {"runs": [run]})])
     assert "| `new` | 0 | 7 | 0 | 0 | 0 | 2 |" in lines
     assert not any(line.startswith("| `old` |") for line in lines)
 

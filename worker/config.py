@@ -1,4 +1,10 @@
-"""Settings read from the environment (CLI contract: standard AWS variables plus BUDGET_*)."""
+"""Settings read from the environment (CLI contract: standard AWS variables plus BUDGET_*).
+
+Every setting is read here and nowhere else (`tests/test_settings_reads.py` checks): `Settings`
+is what the library needs, `KclSettings` what the KCL launcher resolves, `ToolSettings` the
+knobs of the stream worker, its drivers and the local tooling. Other modules may only pass the
+environment on whole (to a child process).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -75,6 +81,74 @@ class Settings:
         )
 
 
+# The supervisor's log and metrics channel, set by `run` in its children's environment.
+SUPERVISOR_CHANNEL_ENV = "BUDGET_SUPERVISOR_CHANNEL"
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "budget-worker"
+
+
+@dataclass(frozen=True)
+class ToolSettings:
+    """The stream worker's, the drivers' and the local tooling's knobs. Apart from `Settings`
+    because an app embedding the library never needs them (and `Settings` is public API)."""
+
+    log_level: str | None = None  # BUDGET_LOG_LEVEL; None: the command's own default
+    log_format: str = ""  # BUDGET_LOG_FORMAT: json, console, or "" (JSON off a terminal)
+    supervisor_channel: str | None = None  # BUDGET_SUPERVISOR_CHANNEL
+    metrics: str = "off"  # BUDGET_METRICS: off or emf
+    metrics_namespace: str = "BudgetWorker"  # BUDGET_METRICS_NAMESPACE
+    heartbeat_file: Path | None = None  # BUDGET_HEARTBEAT_FILE
+    # How many times shard end retries pending budgets before the child exits
+    # (BUDGET_SHARD_END_ATTEMPTS); backoff doubles from 1 s up to 30 s.
+    shard_end_attempts: int = 6
+    poll_seconds: float | None = None  # BUDGET_POLL_SECONDS; None: the local driver's default
+    lease_failover_seconds: float | None = None  # BUDGET_LEASE_FAILOVER_SECONDS
+    kcl_properties: str | None = None  # BUDGET_KCL_PROPERTIES
+    kcl_launcher_jar: str | None = None  # BUDGET_KCL_LAUNCHER_JAR
+    # Where DynamoDB Local is cached: BUDGET_CACHE_DIR, else $XDG_CACHE_HOME/budget-worker.
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    # AWS_ACCESS_KEY_ID or AWS_PROFILE is set (else DynamoDB Local gets dummy credentials).
+    aws_credentials: bool = False
+    # BUDGET_LAMBDA_* as given: the local Lambda driver's event source mapping settings.
+    lambda_esm: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ToolSettings:
+        env = os.environ if env is None else env
+        xdg = _first(env.get("XDG_CACHE_HOME"))
+        cache = _first(env.get("BUDGET_CACHE_DIR"))
+        return cls(
+            log_level=_first(env.get("BUDGET_LOG_LEVEL")),
+            log_format=(env.get("BUDGET_LOG_FORMAT") or "").lower(),
+            supervisor_channel=_first(env.get(SUPERVISOR_CHANNEL_ENV)),
+            metrics=(env.get("BUDGET_METRICS") or "off").lower(),
+            metrics_namespace=env.get("BUDGET_METRICS_NAMESPACE") or cls.metrics_namespace,
+            heartbeat_file=Path(raw) if (raw := _first(env.get("BUDGET_HEARTBEAT_FILE"))) else None,
+            shard_end_attempts=_number(
+                env,
+                "BUDGET_SHARD_END_ATTEMPTS",
+                6,
+                int,
+                "a whole number",
+                _not_negative,
+                "0 or more",
+            ),
+            poll_seconds=_optional_seconds(env, "BUDGET_POLL_SECONDS"),
+            lease_failover_seconds=_optional_seconds(env, "BUDGET_LEASE_FAILOVER_SECONDS"),
+            kcl_properties=_first(env.get("BUDGET_KCL_PROPERTIES")),
+            kcl_launcher_jar=_first(env.get("BUDGET_KCL_LAUNCHER_JAR")),
+            cache_dir=(
+                Path(cache)
+                if cache
+                else (Path(xdg) / "budget-worker" if xdg else _default_cache_dir())
+            ),
+            aws_credentials=bool(env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE")),
+            lambda_esm={k: v for k, v in env.items() if k.startswith("BUDGET_LAMBDA_")},
+        )
+
+
 class KclConfigError(InvalidInput):
     """The KCL configuration would run, but not safely (for example two deployments sharing
     KCL 3's leader lock); the message says what to change."""
@@ -117,6 +191,13 @@ class KclSettings:
     @property
     def worker_metrics_table(self) -> str:
         return self.application_name + WORKER_METRICS_SUFFIX
+
+    @classmethod
+    def from_env(
+        cls, properties: Mapping[str, str], env: Mapping[str, str] | None = None
+    ) -> KclSettings:
+        """`resolve` over this process's environment (or `env`), with the refusals."""
+        return cls.resolve(properties, os.environ if env is None else env)
 
     @classmethod
     def resolve(
@@ -263,6 +344,15 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return _number(
         env, name, default, float, "a number of seconds", lambda v: 0 <= v < finite, "0 or more"
     )
+
+
+def _not_negative(value: float) -> bool:
+    return value >= 0
+
+
+def _optional_seconds(env: Mapping[str, str], name: str) -> float | None:
+    """Seconds when set, None when unset or empty (the caller's default then applies)."""
+    return _seconds(env, name, 0.0) if env.get(name) else None
 
 
 def _number(

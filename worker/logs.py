@@ -16,8 +16,10 @@ from typing import Any, TextIO
 
 import structlog
 
+from worker.config import SUPERVISOR_CHANNEL_ENV, ToolSettings
+
 # Path of the unix datagram socket `run` listens on; every datagram is one JSON document.
-CHANNEL_ENV = "BUDGET_SUPERVISOR_CHANNEL"
+CHANNEL_ENV = SUPERVISOR_CHANNEL_ENV
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -31,9 +33,9 @@ LEVELS = {
 def configure(default_level: str = "warning", *, json_lines: bool | None = None) -> None:
     """Configure structlog once per process. `BUDGET_LOG_LEVEL` and `BUDGET_LOG_FORMAT`
     (`json` or `console`) override the defaults."""
-    level_name = os.environ.get("BUDGET_LOG_LEVEL", default_level).lower()
-    level = LEVELS.get(level_name, logging.INFO)
-    fmt = os.environ.get("BUDGET_LOG_FORMAT", "").lower()
+    tools = ToolSettings.from_env()
+    level = LEVELS.get((tools.log_level or default_level).lower(), logging.INFO)
+    fmt = tools.log_format
     if json_lines is None:
         json_lines = fmt == "json" or (fmt != "console" and not sys.stderr.isatty())
     structlog.configure(
@@ -52,8 +54,9 @@ def configure_child(default_level: str = "info") -> None:
     only warnings and errors are written to stderr: an ERROR line in the daemon's log then
     means something worth reading. `BUDGET_LOG_LEVEL` still filters.
     """
-    level = LEVELS.get(os.environ.get("BUDGET_LOG_LEVEL", default_level).lower(), logging.INFO)
-    channel = ChannelLogger(os.environ.get(CHANNEL_ENV) or None, sys.stderr)
+    tools = ToolSettings.from_env()
+    level = LEVELS.get((tools.log_level or default_level).lower(), logging.INFO)
+    channel = ChannelLogger(tools.supervisor_channel, sys.stderr)
     structlog.configure(
         processors=[_add_pid, *_processors(json_lines=True)],
         wrapper_class=structlog.make_filtering_bound_logger(level),

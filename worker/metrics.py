@@ -18,7 +18,6 @@ Dimensions are low-cardinality only: `service` (always `budget-worker`). Never a
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 from collections import Counter
@@ -26,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from worker import logs
+from worker.config import ToolSettings
 
 # Every metric the worker emits, with its unit.
 COUNTS = (
@@ -141,18 +141,16 @@ def configure(*, child: bool = False, env: Mapping[str, str] | None = None) -> M
     """Set up the process's metrics from the environment and return them. In a child, the
     documents go to the supervisor's channel (none configured: metrics off)."""
     global _current
-    env = os.environ if env is None else env
-    mode = (env.get("BUDGET_METRICS") or "off").lower()
-    if mode not in ("off", "emf"):
-        raise ValueError(f"BUDGET_METRICS must be off or emf, not {mode!r}")
-    namespace = env.get("BUDGET_METRICS_NAMESPACE") or "BudgetWorker"
+    tools = ToolSettings.from_env(env)
+    if tools.metrics not in ("off", "emf"):
+        raise ValueError(f"BUDGET_METRICS must be off or emf, not {tools.metrics!r}")
     sink: Sink | None = None
-    if mode == "emf":
+    if tools.metrics == "emf":
         if not child:
             sink = stdout_sink
-        elif env.get(CHANNEL_ENV):
-            sink = channel_sink(env[CHANNEL_ENV])
-    _current = Metrics(namespace, sink)
+        elif tools.supervisor_channel:
+            sink = channel_sink(tools.supervisor_channel)
+    _current = Metrics(tools.metrics_namespace, sink)
     return _current
 
 

@@ -7,13 +7,12 @@ jittered backoff; our own loops above it only handle what botocore cannot know a
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
 
-from worker.config import Settings
+from worker.config import Settings, ToolSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -40,7 +39,7 @@ def _session(settings: Settings) -> boto3.session.Session:
     # DynamoDB Local accepts any credentials; give it some when none are configured so the
     # embedded default works on a machine that never saw AWS.
     local = settings.endpoint_url is not None and _is_loopback(settings.endpoint_url)
-    has_creds = bool(os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))
+    has_creds = ToolSettings.from_env().aws_credentials
     if local and not has_creds:
         return boto3.session.Session(
             aws_access_key_id="local",

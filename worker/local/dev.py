@@ -26,6 +26,7 @@ from worker.engine.tables import create_tables
 from worker.engine.validated_read import read_transactions
 from worker.errors import InfrastructureError
 from worker.local import dynamodb_local
+from worker.model.money import readable, readable_by_name
 from worker.stream.run import run_lambda, run_local
 
 log = logs.get(__name__)
@@ -140,7 +141,7 @@ def _demo(store: Store, console: Console, timeout: float = 120.0) -> None:
         title=f"{DEMO_BUDGET} as of {view.as_of_event}",
     )
     for t in view.transactions:
-        table.add_row(t.date, str(t.amount), t.account, t.category, t.transaction_id)
+        table.add_row(t.date, readable(t.amount), t.account, t.category, t.transaction_id)
     console.print(table)
     for event_id, reason in store.rejected(DEMO_BUDGET):
         console.print(f"rejected {event_id}: {reason}")
@@ -160,10 +161,10 @@ def _demo(store: Store, console: Console, timeout: float = 120.0) -> None:
         if s is not None:
             snapshots.add_row(
                 s.month,
-                str(s.income),
-                str(s.expenses),
-                str(s.net),
-                ", ".join(f"{k} {v}" for k, v in sorted(s.balances.items())),
+                readable(s.income),
+                readable(s.expenses),
+                readable(s.net),
+                readable_by_name(s.balances),
                 "yes" if entry.fresh else "no",
             )
     console.print(snapshots)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from worker import logs
+from worker.config import ToolSettings
 from worker.errors import InfrastructureError
 
 log = logs.get(__name__)
@@ -34,11 +35,7 @@ class LocalSetupError(InfrastructureError):
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("BUDGET_CACHE_DIR")
-    if root:
-        return Path(root)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "budget-worker"
+    return ToolSettings.from_env().cache_dir
 
 
 def install_dir() -> Path:

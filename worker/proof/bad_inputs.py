@@ -6,7 +6,6 @@ fast enough for every CI run; `budget-worker simulate --report` includes its res
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 from collections.abc import Callable
@@ -19,14 +18,11 @@ from worker.engine import aws
 from worker.engine.persist import Persister
 from worker.engine.reads import Store
 from worker.errors import InvalidInput
-from worker.proof.kcl_inputs import Batch, Record, RecordingCheckpointer, record_data
+from worker.proof.kcl_inputs import Batch, Record, RecordingCheckpointer
+from worker.stream.records import ADAPTER, encode, kcl_data, stream_record
 from worker.stream.retry_queue import decode
 
 GOOD = {"date": "2026-01-15", "amount": -100, "account": "chk", "category": "food"}
-
-
-def _b64(raw: bytes | str) -> str:
-    return base64.b64encode(raw.encode() if isinstance(raw, str) else raw).decode()
 
 
 BAD_PAYLOADS: list[tuple[str, str, Any, str | None]] = [
@@ -134,15 +130,15 @@ BAD_CLI: list[list[str]] = [
 
 BAD_RECORDS: list[str] = [
     "%%%",
-    _b64(b"\xff\xfe\x00"),
-    _b64("[]"),
-    _b64("{}"),
-    _b64(json.dumps({"dynamodb": {}})),
-    _b64(json.dumps({"dynamodb": {"Keys": {"id": {"S": "x"}}}})),
-    _b64(json.dumps({"dynamodb": {"Keys": {"pk": {"N": "1"}, "sk": {"S": "HEAD"}}}})),
-    _b64(json.dumps({"dynamodb": {"Keys": {"pk": {"S": "b"}, "sk": {"S": "POINTER"}}}})),
-    _b64(json.dumps({"dynamodb": {"Keys": {"pk": {"S": ""}, "sk": {"S": "HEAD"}}}})),
-    _b64(json.dumps({"dynamodb": {"Keys": {"pk": {"S": "b" * 500}, "sk": {"S": "HEAD"}}}})),
+    kcl_data(b"\xff\xfe\x00"),
+    kcl_data([]),
+    kcl_data({}),
+    kcl_data({"dynamodb": {}}),
+    kcl_data({"dynamodb": {"Keys": {"id": {"S": "x"}}}}),
+    kcl_data({"dynamodb": {"Keys": {"pk": {"N": "1"}, "sk": {"S": "HEAD"}}}}),
+    encode(stream_record("b", "POINTER"), ADAPTER),
+    encode(stream_record("", "HEAD"), ADAPTER),
+    encode(stream_record("b" * 500, "HEAD"), ADAPTER),
 ]
 
 BAD_PROTOCOL: list[str] = [
@@ -246,7 +242,7 @@ def _records() -> Outcome:
     from worker.stream.record_processor import BudgetRecordProcessor
 
     outcome = Outcome()
-    good = record_data("good", "HEAD")
+    good = encode(stream_record("good", "HEAD"), ADAPTER)
     for n, data in enumerate(BAD_RECORDS):
         handled: list[str] = []
         processor = BudgetRecordProcessor(handled.append)

@@ -1,5 +1,9 @@
 """Deterministic fault-injection simulation (FoundationDB-style, single-threaded).
 
+Over ~450 lines on purpose: one cohesive concern, the schedule one seed drives (its actors,
+faults, race points and checks share the seed's generator and its state; split, every draw
+would have to be threaded through modules and a seed would no longer read as one story).
+
 One seed fixes everything: which actor acts next (writers with skewed clocks, projectors,
 readers, the snapshot rebuilder, and the stream record processor), which DynamoDB call fails
 and how (refused, throttled, conflict, 5xx, response lost after commit, process crash before
@@ -59,9 +63,10 @@ from worker.model.events import Event, canonical_json
 from worker.model.fold import fold
 from worker.model.snapshot_math import all_snapshots
 from worker.proof.faults import Crash, Fault, FaultInjector, Rule
-from worker.proof.kcl_inputs import Batch, Record, record_data
+from worker.proof.kcl_inputs import Batch, Record
 from worker.proof.oracle import projection_differences
 from worker.stream.record_processor import BudgetRecordProcessor
+from worker.stream.records import ADAPTER, encode, stream_record
 from worker.stream.runtime import catch_up_then_rebuild
 
 FAULT_KINDS = [
@@ -773,7 +778,10 @@ class Simulation:
         self.delivered = batch[-1].sequence if batch else self.delivered
         records = [
             Record(
-                record_data(r.budget, layout.event_sk(r.event_id), sequence=r.sequence),
+                encode(
+                    stream_record(r.budget, layout.event_sk(r.event_id), sequence=r.sequence),
+                    ADAPTER,
+                ),
                 str(r.sequence),
             )
             for r in batch

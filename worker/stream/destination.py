@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker.errors import InvalidInput
+from worker.stream.records import LAMBDA, created_at
 
 RETRIES_EXHAUSTED = "RetryAttemptsExhausted"
 RECORD_TOO_OLD = "RecordAgeExceeded"
@@ -57,7 +58,7 @@ def failure_message(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The on-failure destination's message for a discarded batch of Lambda-shaped records."""
-    first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
+    first, last = records[0], records[-1]
     response: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
     if function_error is not None:
         response["functionError"] = function_error
@@ -73,10 +74,10 @@ def failure_message(
         "timestamp": (now or datetime.now(UTC)).isoformat(timespec="milliseconds"),
         "DDBStreamBatchInfo": {
             "shardId": shard_id,
-            "startSequenceNumber": first["SequenceNumber"],
-            "endSequenceNumber": last["SequenceNumber"],
-            "approximateArrivalOfFirstRecord": _iso(first.get("ApproximateCreationDateTime", 0)),
-            "approximateArrivalOfLastRecord": _iso(last.get("ApproximateCreationDateTime", 0)),
+            "startSequenceNumber": first["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": last["dynamodb"]["SequenceNumber"],
+            "approximateArrivalOfFirstRecord": _iso(created_at(first, LAMBDA) or 0),
+            "approximateArrivalOfLastRecord": _iso(created_at(last, LAMBDA) or 0),
             "batchSize": len(records),
             "streamArn": stream_arn,
         },

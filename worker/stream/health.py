@@ -5,10 +5,10 @@ lives); `budget-worker health` reports whether the heartbeat is recent."""
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from pathlib import Path
 
+from worker.config import ToolSettings
 from worker.errors import InfrastructureError
 
 
@@ -17,8 +17,7 @@ class Unhealthy(InfrastructureError):
 
 
 def heartbeat_path() -> Path | None:
-    raw = os.environ.get("BUDGET_HEARTBEAT_FILE")
-    return Path(raw) if raw else None
+    return ToolSettings.from_env().heartbeat_file
 
 
 def beat(path: Path | None = None) -> None:

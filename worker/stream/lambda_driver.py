@@ -26,7 +26,6 @@ restart resumes after the last one.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import deque
@@ -38,11 +37,12 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from worker import logs
+from worker.config import ToolSettings
 from worker.stream import destination
 from worker.stream.lambda_handler import StreamHandler
 from worker.stream.leases import SHARD_END, TRIM_HORIZON, LeaseTable
 from worker.stream.local_driver import DriverConfig, LocalDriver, ShardConsumer, _Heartbeat
-from worker.stream.records import lambda_record
+from worker.stream.records import LAMBDA, created_at, encode
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -73,7 +73,7 @@ class EsmConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> EsmConfig:
         """`BUDGET_LAMBDA_BATCH_SIZE`, `_BATCHING_WINDOW`, `_MAX_RETRIES`, `_MAX_RECORD_AGE`,
         `_BISECT` (1/0), `_TIMEOUT`, `_RETRY_DELAY` and `_ON_FAILURE_DIR` tune the driver."""
-        env = os.environ if env is None else env
+        env = ToolSettings.from_env().lambda_esm if env is None else env
         config = cls()
 
         def number(name: str) -> float | None:
@@ -183,7 +183,7 @@ def deliver(
         if failed_at > 0:
             commit(_sequence(records[failed_at - 1]))
         rest = records[failed_at:]
-        oldest = min(float(r["dynamodb"].get("ApproximateCreationDateTime", 0)) for r in rest)
+        oldest = min(created_at(r, LAMBDA) or 0.0 for r in rest)
         too_old = config.max_record_age >= 0 and now() - oldest > config.max_record_age
         exhausted = 0 <= config.max_retry_attempts <= retries
         if too_old or exhausted:
@@ -267,7 +267,7 @@ class LambdaShardConsumer(ShardConsumer):
                 found = response.get("Records", [])
                 fetched = len(found)
                 if found:
-                    waiting.extend(lambda_record(r, self.arn) for r in found)
+                    waiting.extend(encode(r, LAMBDA, stream_arn=self.arn) for r in found)
                     self.last_delivered = waiting[-1]["dynamodb"]["SequenceNumber"]
                     first_waiting = first_waiting or time.monotonic()
                 iterator = response.get("NextShardIterator")

@@ -12,23 +12,22 @@ checkpoint, and re-reading records is harmless because catch-up is idempotent.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from worker import logs
+from worker.config import ToolSettings
 from worker.engine.failures import error_code
 from worker.stream.leases import LATEST, SHARD_END, TRIM_HORIZON, LeaseTable
 from worker.stream.multilang import ChildFailed, MultiLangChild, StreamRecord
+from worker.stream.records import ADAPTER, GET_RECORDS, created_at, encode
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -39,31 +38,13 @@ log = logs.get(__name__)
 PROCESSOR_COMMAND = [sys.executable, "-m", "worker", "kcl-processor"]
 
 
-def adapter_json(record: dict[str, Any]) -> dict[str, Any]:
-    """A GetRecords record in the shape the DynamoDB Streams Kinesis Adapter serialises into
-    a Kinesis record's data (the service's JSON names; times as epoch milliseconds)."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, datetime):
-            return int(value.timestamp() * 1000)
-        if isinstance(value, bytes):
-            return base64.b64encode(value).decode()
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, list | set | tuple):
-            return [plain(v) for v in value]
-        return value
-
-    return {k: plain(v) for k, v in record.items()}
-
-
 def to_stream_record(record: dict[str, Any]) -> StreamRecord:
+    """A GetRecords record as the adapter hands it to KCL."""
     sequence = record["dynamodb"]["SequenceNumber"]
-    created = record["dynamodb"].get("ApproximateCreationDateTime")
-    arrival = int(created.timestamp() * 1000) if isinstance(created, datetime) else 0
-    data = base64.b64encode(json.dumps(adapter_json(record)).encode()).decode()
+    created = created_at(record, GET_RECORDS)
+    arrival = int(created * 1000) if created is not None else 0
     # The adapter uses the stream sequence number as the Kinesis partition key.
-    return StreamRecord(data, sequence, sequence, arrival)
+    return StreamRecord(encode(record, ADAPTER), sequence, sequence, arrival)
 
 
 def stream_arn(client: DynamoDBClient, events_table: str) -> str:
@@ -102,13 +83,11 @@ class DriverConfig:
     @classmethod
     def from_env(cls) -> DriverConfig:
         """`BUDGET_POLL_SECONDS` and `BUDGET_LEASE_FAILOVER_SECONDS` tune the driver."""
-        config = cls()
-        poll = os.environ.get("BUDGET_POLL_SECONDS")
-        failover = os.environ.get("BUDGET_LEASE_FAILOVER_SECONDS")
-        if poll:
-            config.poll_seconds = float(poll)
-        if failover:
-            config.failover_seconds = float(failover)
+        config, tools = cls(), ToolSettings.from_env()
+        if tools.poll_seconds is not None:
+            config.poll_seconds = tools.poll_seconds
+        if tools.lease_failover_seconds is not None:
+            config.failover_seconds = tools.lease_failover_seconds
         return config
 
 

@@ -23,6 +23,7 @@ from worker import logs
 from worker.errors import InvalidInput
 from worker.stream.leases import SHARD_END, TRIM_HORIZON, Lease, LeaseTable
 from worker.stream.local_driver import list_shards, stream_arn
+from worker.stream.records import GET_RECORDS, created_at
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -103,8 +104,8 @@ def _checkpoint_before(
         response = streams.get_records(ShardIterator=iterator, Limit=1000)
         records = response.get("Records", [])
         for record in records:
-            created = record["dynamodb"].get("ApproximateCreationDateTime")
-            if isinstance(created, datetime) and created >= moment:
+            created = created_at(record, GET_RECORDS)
+            if created is not None and created >= moment.timestamp():
                 return previous or TRIM_HORIZON
             previous = record["dynamodb"]["SequenceNumber"]
         iterator = response.get("NextShardIterator")

@@ -26,7 +26,7 @@ from types import FrameType
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker import logs, metrics
-from worker.config import KclSettings, Settings, read_properties
+from worker.config import KclSettings, Settings, ToolSettings, read_properties
 from worker.engine import aws
 from worker.errors import InvalidInput
 from worker.stream import health, lambda_handler, region_proxy
@@ -119,14 +119,14 @@ def run_lambda(settings: Settings, stop: threading.Event, esm: EsmConfig | None 
 def kcl_settings(properties: str, env: dict[str, str] | None = None) -> KclSettings:
     """The launcher's view of the deployment (the same rule as its `LauncherConfig`); raises
     `KclConfigError` (exit 2) for a configuration that must not run, before anything starts."""
-    return KclSettings.resolve(read_properties(properties), os.environ if env is None else env)
+    return KclSettings.from_env(read_properties(properties), env)
 
 
 def launcher_jar(env: Mapping[str, str] | None = None) -> str:
     """The jar to run: BUDGET_KCL_LAUNCHER_JAR, else the image's, else a checkout's build."""
-    env = os.environ if env is None else env
-    if env.get("BUDGET_KCL_LAUNCHER_JAR"):
-        return env["BUDGET_KCL_LAUNCHER_JAR"]
+    configured = ToolSettings.from_env(env).kcl_launcher_jar
+    if configured:
+        return configured
     if not Path(DEFAULT_LAUNCHER_JAR).is_file() and CHECKOUT_LAUNCHER_JAR.is_file():
         return str(CHECKOUT_LAUNCHER_JAR)
     return DEFAULT_LAUNCHER_JAR
@@ -134,7 +134,7 @@ def launcher_jar(env: Mapping[str, str] | None = None) -> str:
 
 def run_kcl(settings: Settings, stop: threading.Event) -> int:
     jar = launcher_jar()
-    properties = os.environ.get("BUDGET_KCL_PROPERTIES", DEFAULT_PROPERTIES)
+    properties = ToolSettings.from_env().kcl_properties or DEFAULT_PROPERTIES
     java = shutil.which("java")
     if java is None or not Path(jar).is_file():
         raise LauncherMissing(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 
 from worker import logs, metrics
-from worker.config import Settings
+from worker.config import Settings, ToolSettings
 from worker.engine import aws
 from worker.engine.catch_ups import catch_up_budgets
 from worker.engine.pool import Done
@@ -96,9 +95,8 @@ def after_catch_up(
 def record_processor(
     settings: Settings, deferred: DeferredRebuilds | None = None
 ) -> BudgetRecordProcessor:
-    # How many times shard end retries pending budgets before the child exits (and the shard
-    # is re-read from its last checkpoint); backoff doubles from 1 s up to 30 s.
-    attempts = int(os.environ.get("BUDGET_SHARD_END_ATTEMPTS", "6"))
+    # Then the child exits and the shard is re-read from its last checkpoint.
+    attempts = ToolSettings.from_env().shard_end_attempts
     store = Store.from_settings(aws.dynamodb(settings), settings)
     return BudgetRecordProcessor(
         queue=retry_queue(settings),
