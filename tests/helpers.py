@@ -128,3 +128,17 @@ def raw_client(settings: Settings) -> Any:
 def fresh_tables(endpoint: str, prefix: str) -> Settings:
     """Settings naming new, uniquely named tables on `endpoint`, created and active."""
     return scratch_tables(endpoint, prefix)
+
+
+class Queue:
+    """A retry queue for the record processor and the Lambda handler: records what it was
+    handed, or refuses everything (`fail`), as SQS does when it is down."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.items: list[str] = []
+
+    def enqueue(self, budget: str, reason: str) -> None:
+        if self.fail:
+            raise RuntimeError("sqs down")
+        self.items.append(budget)

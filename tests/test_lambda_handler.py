@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import CREATE_T, assert_matches_fold, fresh_tables, new_budget
+from tests.helpers import CREATE_T, Queue, assert_matches_fold, fresh_tables, new_budget
 from worker.config import Settings
 from worker.engine import aws
 from worker.engine.persist import Persister
@@ -86,17 +86,6 @@ def make_handler(
 def caught_up(store: Store, budget: str) -> None:
     assert store.pointer(budget) == store.head(budget)
     assert_matches_fold(store, budget)
-
-
-class Queue:
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.items: list[str] = []
-
-    def enqueue(self, budget: str, reason: str) -> None:
-        if self.fail:
-            raise RuntimeError("sqs down")
-        self.items.append(budget)
 
 
 def first_event_sequence(event_records: list[dict[str, Any]], budget: str) -> str:

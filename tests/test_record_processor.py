@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 from amazon_kclpy.kcl import CheckpointError
 
+from tests.helpers import Queue
 from worker.engine.projector import CatchUpResult
 from worker.proof.kcl_inputs import Batch, Record, RecordingCheckpointer
 from worker.stream.record_processor import BudgetRecordProcessor
@@ -36,17 +37,6 @@ class FlakyCatchUp:
         if budget in self.failing:
             raise RuntimeError(f"{budget} unavailable")
         return CatchUpResult(budget, applied=1)
-
-
-class Queue:
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.items: list[str] = []
-
-    def enqueue(self, budget: str, reason: str) -> None:
-        if self.fail:
-            raise RuntimeError("sqs down")
-        self.items.append(budget)
 
 
 def rec(budget: str, seq: str, sk: str = "HEAD") -> Record:
