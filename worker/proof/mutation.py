@@ -119,6 +119,20 @@ MUTANTS: tuple[Mutant, ...] = (
         'if False:\n                metrics.current().count("CheckpointsHeld")',
     ),
     Mutant(
+        "batch-read-failure-taken-as-current",
+        "checkpoint rule: a failed batch-wide position read is no outcome",
+        "engine/catch_ups.py",
+        "                    yield budget, exc\n",
+        "                    yield budget, Position(None, None)\n",
+    ),
+    Mutant(
+        "batch-read-skips-behind",
+        "checkpoint rule: a budget behind taken as current by the batch-wide read",
+        "engine/catch_ups.py",
+        "        if position.current:\n",
+        "        if position.pointer is not None:\n",
+    ),
+    Mutant(
         "shard-end-past-pending",
         "checkpoint rule at shard end",
         "stream/record_processor.py",
@@ -168,7 +182,7 @@ MUTANTS: tuple[Mutant, ...] = (
 )
 
 # Cheap enough for `make test` (tests/test_mutation.py): each is found within a few seeds.
-CHEAP = ("checkpoint-past-pending", "read-not-current")
+CHEAP = ("checkpoint-past-pending", "read-not-current", "batch-read-skips-behind")
 
 
 def by_name(names: Sequence[str] | None) -> list[Mutant]:

@@ -67,7 +67,8 @@ from worker.proof.kcl_inputs import Batch, Record
 from worker.proof.oracle import projection_differences
 from worker.stream.record_processor import BudgetRecordProcessor
 from worker.stream.records import ADAPTER, encode, stream_record
-from worker.stream.runtime import catch_up_then_rebuild
+from worker.stream.runtime import after_catch_up, catch_up_then_rebuild, stream_catch_up_all
+from worker.stream.settle import Outcome
 
 FAULT_KINDS = [
     Fault.REFUSE,
@@ -743,17 +744,27 @@ class Simulation:
         projector = self._projector(actor, store)
         return catch_up_then_rebuild(projector, Rebuilder(store, attempts=2))(budget)
 
-    def _process(self, budget: str) -> Any:
-        try:
-            return self._handle("processor", budget)
-        except Exception:
-            self.report.paths["catch-up failed in the record processor"] += 1
-            raise
+    def _process(self, budgets: list[str]) -> Iterator[Outcome]:
+        """The record processor's catch-up is production's (`runtime.stream_catch_up_all`:
+        the batch's positions read together, the budgets behind caught up, the head not
+        re-read), on one thread so that a seed replays, with the rebuild inline
+        (`BUDGET_SNAPSHOT_DELAY=0`) in place of the deferred one."""
+        store = self._store("processor")
+        catch_up_all = stream_catch_up_all(
+            store,
+            after_catch_up(Rebuilder(store, attempts=2), None),
+            workers=1,
+            projector=self._projector("processor", store),
+        )
+        for done in catch_up_all(budgets):
+            if done.error is not None:
+                self.report.paths["catch-up failed in the record processor"] += 1
+            yield done
 
     def _new_processor(self) -> BudgetRecordProcessor:
         processor = BudgetRecordProcessor(
-            self._process,
-            _SimQueue(self),
+            queue=_SimQueue(self),
+            catch_up_all=self._process,
             sleep=lambda _: None,
         )
         processor.initialize(_Init())
