@@ -10,8 +10,10 @@ the record processor's checkpoint rule holds when its catch-ups go through this 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import threading
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -24,7 +26,7 @@ from tests.helpers import CREATE_T, assert_matches_fold, intents, new_budget
 from tests.test_record_processor import FakeCheckpointer, Queue, rec
 from worker.config import Settings
 from worker.engine import aws
-from worker.engine.catch_ups import catch_up_budgets, keep
+from worker.engine.catch_ups import POSITION_READS_AHEAD, catch_up_budgets, keep
 from worker.engine.persist import Persister
 from worker.engine.projector import Projector
 from worker.engine.reads import Store
@@ -110,6 +112,21 @@ class RecordingClient:
 def recording_store(settings: Settings, budgets: Iterable[str]) -> tuple[Store, RecordingClient]:
     client = RecordingClient(aws.dynamodb(settings), budgets)
     return Store(client, settings.events_table, settings.projections_table), client  # type: ignore[arg-type]
+
+
+class MeetingReads(RecordingClient):
+    """Position reads (BatchGetItems of pointers) that must meet: each waits at a barrier of
+    `meet`, so reads issued one after another never pass it (BrokenBarrierError)."""
+
+    def __init__(self, client: Any, budgets: Iterable[str], meet: int) -> None:
+        super().__init__(client, budgets)
+        self.barrier = threading.Barrier(meet, timeout=30)
+
+    def batch_get_item(self, **params: Any) -> Any:
+        if '"POINTER"' in json.dumps(params) and not self.barrier.broken:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self.barrier.wait()
+        return super().batch_get_item(**params)
 
 
 def history(store: Store, budget: str, events: int) -> None:
@@ -311,3 +328,25 @@ def test_checkpoint_rule_holds_with_the_batch_wide_catch_up(
         assert behind <= client.doomed
         if records:
             assert cp.taken == ([] if owed else [records[-1].sequence_number])
+
+
+def test_position_reads_run_ahead_of_the_catch_ups_several_at_once(
+    ddb_settings: Settings, store: Store
+) -> None:
+    """A replay of an applied stream is nothing but position reads: issued one after another,
+    200 current budgets cost four round trips in sequence. With workers, up to
+    POSITION_READS_AHEAD of them are under way at once (the first ones meet at a barrier that
+    only concurrent reads pass), in the same number of calls, each budget answered once."""
+    budgets = [new_budget() for _ in range(200)]
+    for budget in budgets:
+        history(store, budget, 2)
+        Projector(store).catch_up(budget)
+    client = MeetingReads(aws.dynamodb(ddb_settings), budgets, meet=POSITION_READS_AHEAD)
+    recording = Store(client, ddb_settings.events_table, ddb_settings.projections_table)  # type: ignore[arg-type]
+
+    outcomes = list(catch_up_budgets(recording, budgets, keep, workers=16))
+
+    assert not client.barrier.broken, "position reads ran one after another"
+    assert sorted(d.item for d in outcomes) == sorted(budgets)
+    assert all(d.error is None and d.value is not None and d.value.applied == 0 for d in outcomes)
+    assert client.per_budget() == {POSITIONS: Counter({"BatchGetItem": 4})}

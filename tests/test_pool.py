@@ -73,6 +73,45 @@ def test_each_reads_its_source_lazily() -> None:
     assert taken <= 2 * pool.WINDOW_PER_WORKER + 1
 
 
+def test_ahead_keeps_order_runs_reads_at_once_and_takes_no_more_than_asked() -> None:
+    # Three reads meet at a barrier: they pass it only if three are under way at once.
+    barrier = threading.Barrier(3, timeout=30)
+    taken = 0
+
+    def source():  # type: ignore[no-untyped-def]
+        nonlocal taken
+        for n in range(50):
+            taken += 1
+            yield n
+
+    def read(n: int) -> int:
+        if n < 3:
+            barrier.wait()
+        if n == 7:
+            raise ValueError("unread")
+        return n * 10
+
+    stream = pool.ahead(read, source(), 3)
+    first = next(stream)
+    assert (first.item, first.value) == (0, 0)
+    assert taken <= 3 + 1  # the reads under way, and the one handed out
+    rest = [first, *stream]
+    assert [d.item for d in rest] == list(range(50))
+    assert [str(d.error) for d in rest if d.error is not None] == ["unread"]
+    assert all(d.value == d.item * 10 for d in rest if d.error is None)
+
+
+def test_ahead_with_one_read_is_a_plain_loop_on_the_callers_thread() -> None:
+    threads: list[str] = []
+
+    def read(n: int) -> int:
+        threads.append(threading.current_thread().name)
+        return n
+
+    assert [d.value for d in pool.ahead(read, range(5), 1)] == list(range(5))
+    assert set(threads) == {threading.current_thread().name}
+
+
 class SharedFlaky:
     """A catch-up (called from pool threads) that fails for the budgets in `failing`."""
 

@@ -8,7 +8,9 @@ the head again). Here the pointers and heads of all the budgets are read togethe
 per BatchGetItem (`Store.positions`: 100 keys, unprocessed keys retried), so
 
 - a budget already current costs nothing more than its share of that read (a replay of an
-  applied stream costs about one call per 50 budgets);
+  applied stream costs about one call per 50 budgets; with workers, up to
+  `POSITION_READS_AHEAD` of those reads are under way at once, ahead of the catch-ups, so a
+  replay does not pay them one round trip after another);
 - a budget that is behind costs three sequential calls on a pool thread (its events page, one
   BatchGetItem of the transactions the run touches, the step) plus what a longer backlog needs
   (one more page per 100 events, one more step per `batch` events).
@@ -39,6 +41,11 @@ from worker.engine.reads import POSITIONS_PER_CALL, Position, Store
 
 R = TypeVar("R")
 
+# Position reads under way at once, ahead of the catch-ups they feed (`pool.ahead`): 4 x 50
+# budgets read while the pool works through the budgets read before. A replay of an applied
+# stream is nothing but these reads; more than a few in flight only queues at the server.
+POSITION_READS_AHEAD = 4
+
 
 def catch_up_budgets(
     store: Store,
@@ -66,19 +73,23 @@ def catch_up_budgets(
     """
     projector = projector if projector is not None else Projector(store)
 
-    def positioned() -> Iterator[tuple[str, Position | Exception]]:
+    def chunks() -> Iterator[list[str]]:
         # A batch's budgets are de-duplicated; a listing (an iterator) is distinct already and
         # may be huge, so it is taken as given, one chunk at a time.
         source = iter(dict.fromkeys(budgets) if isinstance(budgets, Collection) else budgets)
         while chunk := list(islice(source, POSITIONS_PER_CALL)):
-            try:
-                found = store.positions(chunk)
-            except Exception as exc:  # every budget of the chunk is unread: each fails
-                for budget in chunk:
+            yield chunk
+
+    def positioned() -> Iterator[tuple[str, Position | Exception]]:
+        reads = min(workers, POSITION_READS_AHEAD)
+        for read in pool.ahead(store.positions, chunks(), reads):
+            if (exc := read.error) is not None:  # every budget of the chunk is unread: each fails
+                for budget in read.item:
                     yield budget, exc
                 continue
-            for budget in chunk:
-                yield budget, found[budget]
+            assert read.value is not None
+            for budget in read.item:
+                yield budget, read.value[budget]
 
     def handle(entry: tuple[str, Position | Exception]) -> R:
         budget, position = entry

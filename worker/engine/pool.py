@@ -12,6 +12,7 @@ are not, so nothing here creates them).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -66,6 +67,29 @@ def each(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[Don
             done, running = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 yield future.result()
+
+
+def ahead(fn: Callable[[T], R], items: Iterable[T], reads: int) -> Iterator[Done[T, R]]:
+    """`fn` over `items` in order, with up to `reads` calls under way at once ahead of the
+    consumer: for reads that feed the pool (a batch's position reads, one BatchGetItem per 50
+    budgets), which run one after another in the thread that feeds it, so a replay of budgets
+    that are all current, where those reads are the only calls, paid one round trip per 50
+    budgets in sequence. Outcomes keep the items' order; at most `reads` items are taken from
+    the source before their outcome is consumed. `reads` <= 1 calls `fn` inline, one item at a
+    time, exactly as a plain loop would."""
+    if reads <= 1:
+        for item in items:
+            yield _call(fn, item)
+        return
+    source = iter(items)
+    with ThreadPoolExecutor(max_workers=reads, thread_name_prefix="read-ahead") as pool:
+        queued: deque[Future[Done[T, R]]] = deque()
+        for item in source:
+            queued.append(pool.submit(_call, fn, item))
+            if len(queued) >= reads:
+                yield queued.popleft().result()
+        while queued:
+            yield queued.popleft().result()
 
 
 def run_all(fn: Callable[[T], R], items: Iterable[T], workers: int) -> list[Done[T, R]]:
