@@ -57,6 +57,7 @@ def test_seeds_on_moto_hold_every_invariant() -> None:
         "race point: a rebuild between its pointer re-check and its first write",
         "race point: the snapshot reader between its first two queries",
         "race point: a projector between reading its items and its step",
+        "race point: a validated read between its pointer read and its query",
         "budget pending across batches",
         "enqueue refused",
         "stale read raised",
