@@ -159,11 +159,6 @@ MUTANTS: tuple[Mutant, ...] = (
         "engine/snapshots.py",
         "if self.store.pointer(budget) != pointer:",
         "if False:",
-        equivalent="argued, not proven: a step that commits during the rebuild writes, in "
-        "its own transaction, a marker for every month it touches, with an event id the "
-        "rebuild did not read, so the rebuild cannot clear it; every month from the earliest "
-        "marker on is then not presented fresh, and the months before it were not changed "
-        "by the step. The re-check saves a wasted write, not a wrong read",
     ),
     Mutant(
         "reader-snapshots-before-markers",

@@ -65,6 +65,7 @@ from worker.model.snapshot_math import all_snapshots
 from worker.proof.faults import Crash, Fault, FaultInjector, Rule
 from worker.proof.kcl_inputs import Batch, Record
 from worker.proof.oracle import projection_differences
+from worker.stream.deferred_rebuilds import DeferredRebuilds
 from worker.stream.record_processor import BudgetRecordProcessor
 from worker.stream.records import ADAPTER, encode, stream_record
 from worker.stream.runtime import after_catch_up, catch_up_then_rebuild, stream_catch_up_all
@@ -95,6 +96,9 @@ COMPETING = ("write", "project", "rebuild")
 # What a race point runs (in order, one nesting level down, on the pre-empted budget): a step
 # that moves the pointer (a contended write, then its projection) and a second rebuild.
 STEP_THEN_REBUILD = ("write", "project", "rebuild")
+# The processor's snapshot-rebuild delay in simulated seconds (the clock moves 1 ms per
+# operation): a budget the stream caught up is rebuilt at the first batch 3 operations later.
+DEFERRED_DELAY = 0.003
 # What a validated read's race point runs: a step that moves the pointer (a contended write,
 # then its projection), between the read's pointer read and its query of the items.
 STEP = ("write", "project")
@@ -754,12 +758,14 @@ class Simulation:
     def _process(self, budgets: list[str]) -> Iterator[Outcome]:
         """The record processor's catch-up is production's (`runtime.stream_catch_up_all`:
         the batch's positions read together, the budgets behind caught up, the head not
-        re-read), on one thread so that a seed replays, with the rebuild inline
-        (`BUDGET_SNAPSHOT_DELAY=0`) in place of the deferred one."""
+        re-read, each budget then marked for its deferred rebuild), on one thread so that a
+        seed replays. An inline rebuild (`BUDGET_SNAPSHOT_DELAY=0`) would be a different
+        path: its failure leaves the budget pending, which hid a position read taken for
+        success (batch-read-failure-taken-as-current survived 20 seeds that way)."""
         store = self._store("processor")
         catch_up_all = stream_catch_up_all(
             store,
-            after_catch_up(Rebuilder(store, attempts=2), None),
+            after_catch_up(Rebuilder(store), self.deferred),
             workers=1,
             projector=self._projector("processor", store),
         )
@@ -768,7 +774,16 @@ class Simulation:
                 self.report.paths["catch-up failed in the record processor"] += 1
             yield done
 
+    def _deferred_rebuild(self, budget: str) -> None:
+        self.report.paths["deferred rebuild run"] += 1
+        Rebuilder(self._store("processor")).rebuild(budget)
+
     def _new_processor(self) -> BudgetRecordProcessor:
+        """A new `kcl-processor` child: its deferred rebuilds are its own (a process that
+        died loses them; the markers stay for the next catch-up or the sweep)."""
+        self.deferred = DeferredRebuilds(
+            self._deferred_rebuild, delay=DEFERRED_DELAY, clock=self.clock.seconds
+        )
         processor = BudgetRecordProcessor(
             queue=_SimQueue(self),
             catch_up_all=self._process,
@@ -781,6 +796,7 @@ class Simulation:
         """One batch; sometimes instead the shard ends (everything so far is its last batch)
         or the worker is asked to shut down; both restart from the checkpoint, like a child
         shard's or the next owner's processor. An incident says which (`stream_mode`)."""
+        self.deferred.run_due()  # what the child's rebuild thread did since the last batch
         self._discover_stream_records()
         mode, self.stream_mode = self.stream_mode, None
         if mode == "shutdown":
@@ -852,8 +868,10 @@ class Simulation:
             self.report.paths["shard end: exited with budgets pending"] += 1
             if self._behind(set(self.processor.pending)):
                 self.report.paths["shard end: exited with a budget behind"] += 1
+            self.deferred.close()  # the child's way out (run_kcl_processor's finally)
             raise
         self.report.paths["shard end: checkpointed"] += 1
+        self.deferred.close()
         self.processor = self._new_processor()  # the child shard's processor
         self.delivered = self.checkpoint
 
@@ -867,6 +885,7 @@ class Simulation:
         ] += 1
         if held and self.processor.pending and self._behind(set(self.processor.pending)):
             self.report.paths["shutdown: checkpoint held with a budget behind"] += 1
+        self.deferred.close()
         self.processor = self._new_processor()  # the next owner, from the checkpoint
         self.delivered = self.checkpoint
 
