@@ -58,6 +58,8 @@ def test_seeds_on_moto_hold_every_invariant() -> None:
         "race point: the snapshot reader between its first two queries",
         "race point: a projector between reading its items and its step",
         "race point: a validated read between its pointer read and its query",
+        "race point: a rebuild between its month-range queries",
+        "deferred rebuild run",
         "budget pending across batches",
         "enqueue refused",
         "stale read raised",

@@ -99,9 +99,17 @@ STEP_THEN_REBUILD = ("write", "project", "rebuild")
 # The processor's snapshot-rebuild delay in simulated seconds (the clock moves 1 ms per
 # operation): a budget the stream caught up is rebuilt at the first batch 3 operations later.
 DEFERRED_DELAY = 0.003
+# Each race point fires at most once per top-level operation. Bounded: a race lands more
+# events on the budget, so a projector stepping one event at a time that met its race at every
+# step fell further behind the more it stepped (seeds of 115 s and 2.7 GB, one of 6.9 GB, where
+# a seed takes 5 s and 200 MB). Once per kind, not once in all: a race nested in another (a
+# rebuild's inside the snapshot reader's) is where the rebuild's pointer re-check matters.
 # What a validated read's race point runs: a step that moves the pointer (a contended write,
 # then its projection), between the read's pointer read and its query of the items.
 STEP = ("write", "project")
+# What a rebuild's month-range race point runs: a step that moves a transaction to the first
+# month (`Simulation._backdate`), so that the months after it open with other balances.
+BACKDATED_STEP = ("backdate", "project")
 # What a projector's race point runs: a step of the items it holds, then one more update, so
 # that its retry after losing the race applies an event on top of items it must re-read.
 STEP_THEN_WRITE = ("write", "project", "write")
@@ -318,6 +326,7 @@ class Simulation:
         self.step = 0  # top-level operations begun
         self.contended = False  # a targeted write: it updates a transaction written just before
         self.aimed = False  # a write the schedule aims at a budget: a new intent of that budget
+        self.backdating = False  # a contended write moves its transaction to the first month
         self.throttles: list[Rule] = []  # the throttled budget's rules, one per actor client
         # The incident's budget (chosen when it begins) and its throttle, one rule per client.
         self.incident_budget: str | None = None
@@ -328,11 +337,9 @@ class Simulation:
         # Race points: each actor's previous call, and the calls of the snapshot read under way.
         self._last_call: dict[str, str] = {}
         self._reader_calls = 0
-        # Whether the top-level operation under way has had its race point. One per operation:
-        # a race lands two more events on the budget, so a projector stepping one event at a
-        # time that met a race at every step fell further behind the more it stepped (seeds of
-        # 115 s and 2.7 GB, one of 6.9 GB, where a seed takes 5 s and 200 MB).
-        self._raced = False
+        self._rebuild_queries = 0  # the rebuilder's queries since its last pointer read
+        # The race points fired in the top-level operation under way: each fires once at most.
+        self._races: set[str] = set()
         self.faults_on = True
         self._stores: dict[str, Store] = {}
         self.budgets = [f"sim{config.seed}-b{i}" for i in range(config.budgets)]
@@ -461,11 +468,21 @@ class Simulation:
         (projector-keeps-cache-after-race was found at seed 8, then 16, then not in 20, as
         other changes moved the draws). A fourth is a validated read between its pointer read
         and its query: a step landing there is the torn read the second pointer read exists
-        for (read-torn was found at seed 0, then 10, then not in 20, for the same reason)."""
+        for (read-torn was found at seed 0, then 10, then not in 20, for the same reason). A
+        fifth is a rebuild between its first- and last-month queries: a step there makes the
+        rebuild's reads straddle two pointers, which only its pointer re-check catches; inside
+        the snapshot reader's race (a second race of the same operation) it is the schedule
+        that found rebuild-ignores-moved-pointer (seed 3 of the run on 24bfa3d)."""
         previous = self._last_call.get(actor)
         self._last_call[actor] = operation
         if actor == "rebuilder" and operation == "PutItem" and previous == "GetItem":
             return "a rebuild between its pointer re-check and its first write", STEP_THEN_REBUILD
+        if actor == "rebuilder" and operation == "GetItem":
+            self._rebuild_queries = 0
+        elif actor == "rebuilder" and operation == "Query":
+            self._rebuild_queries += 1
+            if self._rebuild_queries == 4:  # markers, snapshots, first month; next: last month
+                return "a rebuild between its month-range queries", BACKDATED_STEP
         if actor == "snapshot-reader":
             self._reader_calls += 1
             if self._reader_calls == 2:
@@ -490,11 +507,11 @@ class Simulation:
             return
         if (
             race is not None
-            and not self._raced
+            and race[0] not in self._races
             and self.preempt_rate
             and self.rng.random() < self.schedule.race_rate
         ):
-            self._raced = True
+            self._races.add(race[0])
             self._preempt_race(*race)
             return
         if self.rng.random() >= self.preempt_rate:
@@ -526,7 +543,7 @@ class Simulation:
         contended, aimed = self.contended, self.aimed
         try:
             for kind in kinds:
-                self.contended = self.aimed = kind == "write"
+                self.contended = self.aimed = kind in ("write", "backdate")
                 self._operation(kind, budget)
         finally:
             self.depth -= 1
@@ -629,14 +646,26 @@ class Simulation:
         elif roll < 0.8:
             kind, tid = "TransactionUpdated", self.rng.choice(mine).transaction_id
             data = {"amount": self.rng.randint(-5000, 5000), "memo": f"intent-{n}"}
-            if self.rng.random() < 0.3:
-                data["date"] = f"2026-{self.rng.randint(1, 4):02d}-15"
+            if self.rng.random() < 0.3 or self.backdating:
+                data["date"] = (
+                    "2026-01-15" if self.backdating else f"2026-{self.rng.randint(1, 4):02d}-15"
+                )
         elif roll < 0.9:
             kind, tid, data = "TransactionDeleted", self.rng.choice(mine).transaction_id, {}
         else:  # poison: must be rejected, never block
             kind, tid, data = "TransactionUpdated", f"ghost-{n}", {"memo": f"intent-{n}"}
         event_id = self._ulid(self.rng.choice(self.skews)) if self.rng.random() < 0.7 else None
         return Intent(f"intent-{n}", budget, kind, tid, data, event_id)
+
+    def _backdate(self, budget: str) -> None:
+        """A contended write that moves one of the budget's latest transactions to the first
+        month: it changes the balances every later month opens with, which a rebuild that
+        read its opening balances before this step and its months after it gets wrong."""
+        self.backdating = True
+        try:
+            self._write(budget)
+        finally:
+            self.backdating = False
 
     def _ulid(self, skew_ms: int) -> str:
         millis = int(self.clock.seconds(skew_ms) * 1000)
@@ -989,7 +1018,7 @@ class Simulation:
                     rule.active = self._throttling()
                 for rule in self.incident_rules:
                     rule.active = self._in_incident()
-                self._raced = False
+                self._races.clear()
                 if self.script:
                     kind, budget, self.stream_mode = self.script.pop(0)
                     self.aimed = kind == "write"
