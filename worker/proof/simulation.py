@@ -99,11 +99,6 @@ STEP_THEN_REBUILD = ("write", "project", "rebuild")
 # The processor's snapshot-rebuild delay in simulated seconds (the clock moves 1 ms per
 # operation): a budget the stream caught up is rebuilt at the first batch 3 operations later.
 DEFERRED_DELAY = 0.003
-# Each race point fires at most once per top-level operation. Bounded: a race lands more
-# events on the budget, so a projector stepping one event at a time that met its race at every
-# step fell further behind the more it stepped (seeds of 115 s and 2.7 GB, one of 6.9 GB, where
-# a seed takes 5 s and 200 MB). Once per kind, not once in all: a race nested in another (a
-# rebuild's inside the snapshot reader's) is where the rebuild's pointer re-check matters.
 # What a validated read's race point runs: a step that moves the pointer (a contended write,
 # then its projection), between the read's pointer read and its query of the items.
 STEP = ("write", "project")
@@ -339,6 +334,11 @@ class Simulation:
         self._reader_calls = 0
         self._rebuild_queries = 0  # the rebuilder's queries since its last pointer read
         # The race points fired in the top-level operation under way: each fires once at most.
+        # Bounded: a race lands more events on the budget, so a projector stepping one event at
+        # a time that met its race at every step fell further behind the more it stepped (seeds
+        # of 115 s and 2.7 GB, one of 6.9 GB, where a seed takes 5 s and 200 MB). Once per
+        # kind, not once in all: a race nested in another (a rebuild's inside the snapshot
+        # reader's) is where the rebuild's pointer re-check matters.
         self._races: set[str] = set()
         self.faults_on = True
         self._stores: dict[str, Store] = {}
