@@ -300,3 +300,48 @@ def test_a_rebuild_caught_halfway_is_not_presented_fresh(store: Store, budget: s
         ("2026-02", True),
         ("2026-03", False),
     ]
+
+
+def test_a_slow_rebuild_never_recreates_a_month_a_newer_one_found_empty(
+    ddb_settings: Settings, store: Store, budget: str
+) -> None:
+    """Found by the simulation (seeds 500163, 500183): a slow rebuild saw January in range;
+    before its first write, a step emptied January and a newer rebuild removed its snapshot
+    and cleared its marker. The slow write then recreated January (`attribute_not_exists`) at
+    the older pointer, with no marker; once a later step brought January back, a reader that
+    read the markers before that step presented the stale January fresh."""
+    persister = Persister(store)
+    persister.persist(budget, "TransactionCreated", "t1", CREATE_T)  # 2026-01
+    persister.persist(budget, "TransactionCreated", "t2", {**CREATE_T, "date": "2026-03-02"})
+    Projector(store).catch_up(budget)
+    Rebuilder(store).rebuild(budget)
+    persister.persist(budget, "TransactionUpdated", "t1", {"amount": -3})  # dirties January
+    Projector(store).catch_up(budget)
+
+    def january_emptied_and_rebuilt() -> None:
+        persister.persist(budget, "TransactionUpdated", "t1", {"date": "2026-02-14"})
+        Projector(store).catch_up(budget)
+        Rebuilder(store).rebuild(budget)
+
+    slow_store, fired = interleaved_store(
+        ddb_settings, store, "before-call.dynamodb.PutItem", january_emptied_and_rebuilt
+    )
+    Rebuilder(slow_store).rebuild(budget)
+    assert fired
+    assert "2026-01" not in SnapshotStore(store).snapshots(budget)  # not recreated
+    assert_snapshots_match(store, budget)
+
+    def january_back() -> None:  # between the reader's snapshot and month-range queries
+        persister.persist(budget, "TransactionUpdated", "t2", {"date": "2026-01-20"})
+        Projector(store).catch_up(budget)
+
+    reader_store, fired = interleaved_store(
+        ddb_settings,
+        store,
+        "before-call.dynamodb.Query",
+        january_back,
+        when=lambda params: b"by_date" in (params.get("body") or b""),
+    )
+    view = read_snapshots(reader_store, budget)
+    assert fired
+    assert not any(e.fresh for e in view.entries if e.month == "2026-01")

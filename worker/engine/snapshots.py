@@ -10,6 +10,10 @@ A rebuild is correct without locks because of three rules:
   rebuilder can never overwrite a newer rebuild's snapshot; once one of its writes is refused
   so, it writes no later month and clears no marker (the newer rebuild, or the next one, owns
   them);
+- a month outside the live range (stale, or dirty but emptied) is never deleted but replaced
+  by a tombstone carrying the rebuild's pointer, so a slow rebuild that still saw the month
+  in range cannot create it again through `attribute_not_exists` (a stale snapshot with no
+  marker, presented fresh once a later step brings the month back: seeds 500163, 500183);
 - a marker is deleted only if it still carries the event id this rebuild read, so an
   invalidation that lands during the rebuild survives it (DESIGN, Snapshots).
 Months after a dirty month are recomputed too (their running balances depend on it). Readers
@@ -39,6 +43,9 @@ from worker.model.snapshot_math import (
 )
 
 log = logs.get(__name__)
+
+
+TOMBSTONE = "tombstone"  # a month no longer in the live range, as of `as_of_event`
 
 
 def snap_sk(month: str) -> str:
@@ -100,7 +107,9 @@ class SnapshotStore:
 
     def snapshots(self, budget: str) -> dict[str, MonthSnapshot]:
         items = self.store.prefix_items(self.table, budget, layout.SNAP_PREFIX)
-        return {s.month: s for s in map(snapshot_from_item, items)}
+        return {
+            s.month: s for s in map(snapshot_from_item, (i for i in items if TOMBSTONE not in i))
+        }
 
     def _by_date(
         self, budget: str, condition: str, values: dict[str, Any], **extra: Any
@@ -194,7 +203,7 @@ class Rebuilder:
             markers = snaps.markers(budget)
             if not markers or pointer is None:
                 return RebuildResult(budget, as_of_event=pointer)
-            computed, stale = self._compute(snaps, budget, min(markers), pointer)
+            computed, stale = self._compute(snaps, budget, sorted(markers), pointer)
             if self.store.pointer(budget) != pointer:
                 log.info(
                     "pointer moved during rebuild, starting over", budget=budget, attempt=attempt
@@ -206,7 +215,7 @@ class Rebuilder:
                     return self._overtaken(result, snapshot.month, markers)
                 result.rebuilt.append(snapshot.month)
             for month in stale:
-                self._delete_snapshot(budget, month, pointer)
+                self._bury_snapshot(budget, month, pointer)
             for month, event_id in sorted(markers.items()):
                 if self._clear_marker(budget, month, event_id):
                     result.cleared.append(month)
@@ -233,18 +242,21 @@ class Rebuilder:
         return result
 
     def _compute(
-        self, snaps: SnapshotStore, budget: str, first_dirty: str, pointer: str
+        self, snaps: SnapshotStore, budget: str, dirty: list[str], pointer: str
     ) -> tuple[list[MonthSnapshot], list[str]]:
+        first_dirty = min(dirty)
         existing = snaps.snapshots(budget)
         span = snaps.month_range(budget)
         if span is None:  # no live transaction at all: every stored snapshot is stale
-            return [], sorted(existing)
+            return [], sorted({*existing, *dirty})
         first, last = span
         start = max(first_dirty, first)
         never_built = [m for m in months_between(first, last) if m not in existing]
         if never_built:  # e.g. an empty month that a later month's first transaction opened
             start = min(start, never_built[0])
-        stale = [m for m in existing if m < first or m > last]
+        # Out of range: every stored snapshot, and every dirty month (emptied since a slower
+        # rebuild may have seen it in range and be about to write it).
+        stale = sorted({m for m in [*existing, *dirty] if m < first or m > last})
         if start > last:
             return [], stale
         before = previous_month(start)
@@ -280,14 +292,20 @@ class Rebuilder:
             raise
         return True
 
-    def _delete_snapshot(self, budget: str, month: str, pointer: str) -> None:
+    def _bury_snapshot(self, budget: str, month: str, pointer: str) -> None:
+        """Replace a stale month's snapshot by a tombstone at `pointer` (not a delete: a
+        slower rebuild's write of the month must still find a newer `as_of_event` there)."""
         try:
             retry_write(
-                f"Delete snapshot {budget}/{month}",
-                lambda: self.store.client.delete_item(
+                f"Bury snapshot {budget}/{month}",
+                lambda: self.store.client.put_item(
                     TableName=self.store.projections_table,
-                    Key=layout.key(budget, snap_sk(month)),
-                    ConditionExpression="as_of_event <= :p",
+                    Item={
+                        **layout.key(budget, snap_sk(month)),
+                        "as_of_event": layout.s(pointer),
+                        TOMBSTONE: {"BOOL": True},
+                    },
+                    ConditionExpression="as_of_event <= :p OR attribute_not_exists(sk)",
                     ExpressionAttributeValues={":p": layout.s(pointer)},
                 ),
             )
