@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -59,30 +60,30 @@ def test_workers_really_run_at_once_and_never_more_than_asked() -> None:
     assert most == 4
 
 
+class Counted:
+    """The numbers 0 .. n-1, counting how many were taken: how far ahead a consumer read."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.taken = 0
+
+    def __iter__(self) -> Iterator[int]:
+        for item in range(self.n):
+            self.taken += 1
+            yield item
+
+
 def test_each_reads_its_source_lazily() -> None:
-    taken = 0
-
-    def source():  # type: ignore[no-untyped-def]
-        nonlocal taken
-        for n in range(10_000):
-            taken += 1
-            yield n
-
-    stream = pool.each(lambda n: n, source(), 2)
+    source = Counted(10_000)
+    stream = pool.each(lambda n: n, source, 2)
     next(stream)
-    assert taken <= 2 * pool.WINDOW_PER_WORKER + 1
+    assert source.taken <= 2 * pool.WINDOW_PER_WORKER + 1
 
 
 def test_ahead_keeps_order_runs_reads_at_once_and_takes_no_more_than_asked() -> None:
     # Three reads meet at a barrier: they pass it only if three are under way at once.
     barrier = threading.Barrier(3, timeout=30)
-    taken = 0
-
-    def source():  # type: ignore[no-untyped-def]
-        nonlocal taken
-        for n in range(50):
-            taken += 1
-            yield n
+    source = Counted(50)
 
     def read(n: int) -> int:
         if n < 3:
@@ -91,10 +92,10 @@ def test_ahead_keeps_order_runs_reads_at_once_and_takes_no_more_than_asked() -> 
             raise ValueError("unread")
         return n * 10
 
-    stream = pool.ahead(read, source(), 3)
+    stream = pool.ahead(read, source, 3)
     first = next(stream)
     assert (first.item, first.value) == (0, 0)
-    assert taken <= 3 + 1  # the reads under way, and the one handed out
+    assert source.taken <= 3 + 1  # the reads under way, and the one handed out
     rest = [first, *stream]
     assert [d.item for d in rest] == list(range(50))
     assert [str(d.error) for d in rest if d.error is not None] == ["unread"]
