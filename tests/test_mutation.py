@@ -88,8 +88,8 @@ def test_every_seed_counts_the_seeds_that_find_a_planted_bug_without_stopping() 
     """`--every-seed` says whether a bug is found by the schedules' design or by one lucky
     draw: it must run past the first finding seed and list every one."""
     [mutant] = mutation.by_name(["read-not-current"])
-    result = mutation.check(mutant, start=0, seeds=2, ops=30, timeout=600, every_seed=True)
+    result = mutation.check(mutant, start=0, seeds=3, ops=30, timeout=600, every_seed=True)
     assert result.error is None, result.error
-    assert result.found and result.seed == 0, result
-    assert result.seeds_run == 2  # did not stop at seed 0
-    assert result.finding_seeds is not None and result.finding_seeds[0] == 0
+    assert result.found and result.seed is not None and result.seed < 2, result
+    assert result.seeds_run == 3  # did not stop at the first finding seed
+    assert result.finding_seeds is not None and result.finding_seeds[0] == result.seed

@@ -102,9 +102,16 @@ DEFERRED_DELAY = 0.003
 # What a validated read's race point runs: a step that moves the pointer (a contended write,
 # then its projection), between the read's pointer read and its query of the items.
 STEP = ("write", "project")
-# What a rebuild's month-range race point runs: a step that moves a transaction to the first
-# month (`Simulation._backdate`), so that the months after it open with other balances.
+# What a rebuild's race point among its reads of the months runs: a step that moves a
+# transaction to the first month (`Simulation._backdate`), so that the months after it open
+# with other balances.
 BACKDATED_STEP = ("backdate", "project")
+# Where in a rebuild that race point is: before its n-th query since its pointer read, n drawn
+# per rebuild. Its queries are the markers, the snapshots, the first and the last month of the
+# range, then the opening balances or the first month, then month by month: 5 lands the step
+# before the months are read, 6 and 7 amid them. Each leaves a different mix of reads on either
+# side of the step.
+REBUILD_RACE_QUERIES = (5, 6, 7)
 # What a projector's race point runs: a step of the items it holds, then one more update, so
 # that its retry after losing the race applies an event on top of items it must re-read.
 STEP_THEN_WRITE = ("write", "project", "write")
@@ -333,6 +340,9 @@ class Simulation:
         self._last_call: dict[str, str] = {}
         self._reader_calls = 0
         self._rebuild_queries = 0  # the rebuilder's queries since its last pointer read
+        self._rebuild_race_at = REBUILD_RACE_QUERIES[0]  # drawn at each pointer read
+        self.race_rng = random.Random(f"race-{config.seed}")  # its own: no shifted draws
+        self._in_race = 0  # race points under way (a race point inside one always fires)
         # The race points fired in the top-level operation under way: each fires once at most.
         # Bounded: a race lands more events on the budget, so a projector stepping one event at
         # a time that met its race at every step fell further behind the more it stepped (seeds
@@ -469,20 +479,23 @@ class Simulation:
         other changes moved the draws). A fourth is a validated read between its pointer read
         and its query: a step landing there is the torn read the second pointer read exists
         for (read-torn was found at seed 0, then 10, then not in 20, for the same reason). A
-        fifth is a rebuild between its first- and last-month queries: a step there makes the
-        rebuild's reads straddle two pointers, which only its pointer re-check catches; inside
-        the snapshot reader's race (a second race of the same operation) it is the schedule
-        that found rebuild-ignores-moved-pointer (seed 3 of the run on 24bfa3d)."""
+        fifth is a rebuild amid its reads of the months (at one of `REBUILD_RACE_QUERIES`): a
+        step there makes the rebuild's reads straddle two pointers, which only its pointer
+        re-check catches; inside the snapshot reader's race it is the schedule that found
+        rebuild-ignores-moved-pointer (seed 3 on 24bfa3d, seed 9 on 2ace61a, none of 20 on
+        b5fb835: luck). So a race point met inside another race always fires, and the
+        rebuild's point moves among its queries from rebuild to rebuild."""
         previous = self._last_call.get(actor)
         self._last_call[actor] = operation
         if actor == "rebuilder" and operation == "PutItem" and previous == "GetItem":
             return "a rebuild between its pointer re-check and its first write", STEP_THEN_REBUILD
         if actor == "rebuilder" and operation == "GetItem":
             self._rebuild_queries = 0
+            self._rebuild_race_at = self.race_rng.choice(REBUILD_RACE_QUERIES)
         elif actor == "rebuilder" and operation == "Query":
             self._rebuild_queries += 1
-            if self._rebuild_queries == 4:  # markers, snapshots, first month; next: last month
-                return "a rebuild between its month-range queries", BACKDATED_STEP
+            if self._rebuild_queries == self._rebuild_race_at:
+                return "a rebuild amid its reads of the months", BACKDATED_STEP
         if actor == "snapshot-reader":
             self._reader_calls += 1
             if self._reader_calls == 2:
@@ -509,7 +522,7 @@ class Simulation:
             race is not None
             and race[0] not in self._races
             and self.preempt_rate
-            and self.rng.random() < self.schedule.race_rate
+            and (self._in_race or self.rng.random() < self.schedule.race_rate)
         ):
             self._races.add(race[0])
             self._preempt_race(*race)
@@ -538,8 +551,11 @@ class Simulation:
         if self.depth:
             self.report.paths["nested preemption"] += 1
         self.report.paths[f"race point: {race}"] += 1
+        if self._in_race:
+            self.report.paths["race point inside another race"] += 1
         budget = self.budget_stack[-1]
         self.depth += 1
+        self._in_race += 1
         contended, aimed = self.contended, self.aimed
         try:
             for kind in kinds:
@@ -547,6 +563,7 @@ class Simulation:
                 self._operation(kind, budget)
         finally:
             self.depth -= 1
+            self._in_race -= 1
             self.contended, self.aimed = contended, aimed
 
     # -- actors -------------------------------------------------------------------------------
