@@ -345,3 +345,58 @@ def test_a_slow_rebuild_never_recreates_a_month_a_newer_one_found_empty(
     view = read_snapshots(reader_store, budget)
     assert fired
     assert not any(e.fresh for e in view.entries if e.month == "2026-01")
+
+
+def test_a_month_back_in_range_after_the_marker_read_is_not_presented_fresh(
+    ddb_settings: Settings, store: Store, budget: str
+) -> None:
+    """Found by the simulation (seed 700346): April's only transaction was deleted and
+    nothing rebuilt yet, so March's snapshot (an empty month between February and April) is
+    a leftover outside the range, and April's marker does not cover it. A reader read the
+    markers; then a step moved February's transaction into March (marking February and
+    March); then the reader read the snapshots and the range, took March in and presented
+    the leftover fresh. Every month presented fresh must equal its computation at a pointer
+    the read saw: before the step or after it."""
+    persister = Persister(store)
+    persister.persist(budget, "TransactionCreated", "t1", {**CREATE_T, "date": "2026-02-10"})
+    persister.persist(budget, "TransactionCreated", "t2", {**CREATE_T, "date": "2026-04-04"})
+    Projector(store).catch_up(budget)
+    Rebuilder(store).rebuild(budget)
+    persister.persist(budget, "TransactionDeleted", "t2", {})
+    Projector(store).catch_up(budget)
+    assert SnapshotStore(store).markers(budget).keys() == {"2026-04"}  # March left over
+    before = store.pointer(budget)
+
+    def february_to_march() -> None:
+        persister.persist(budget, "TransactionUpdated", "t1", {"date": "2026-03-12"})
+        Projector(store).catch_up(budget)
+
+    reader_store, fired = interleaved_store(  # just after the reader's marker query
+        ddb_settings,
+        store,
+        "before-call.dynamodb.Query",
+        february_to_march,
+        when=lambda params: b"SNAP#" in (params.get("body") or b""),
+    )
+    view = read_snapshots(reader_store, budget)
+    assert fired
+    after = store.pointer(budget)
+    events = store.events(budget)
+    at = {
+        p: {
+            s.month: s.figures()
+            for s in all_snapshots(
+                fold(e for e in events if p is not None and e.event_id <= p).transactions.values()
+            )
+        }
+        for p in (before, after)
+    }
+    for entry in view.entries:
+        if entry.fresh:
+            assert entry.snapshot is not None
+            assert entry.snapshot.figures() in (
+                at[before].get(entry.month),
+                at[after].get(entry.month),
+            )
+    Rebuilder(store).rebuild(budget)
+    assert_snapshots_match(store, budget)
