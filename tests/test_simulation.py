@@ -55,7 +55,7 @@ def test_seeds_on_moto_hold_every_invariant() -> None:
         "checkpoint held with the budget behind",
         "incident: a budget throttled for the worker, the queue refusing",
         "race point: a rebuild between its pointer re-check and its first write",
-        "race point: the snapshot reader between its first two queries",
+        "race point: the snapshot reader between two of its queries",
         "race point: a projector between reading its items and its step",
         "race point: a validated read between its pointer read and its query",
         "race point: a rebuild amid its reads of the months",

@@ -168,6 +168,15 @@ MUTANTS: tuple[Mutant, ...] = (
         "    stored = snaps.snapshots(budget)\n    markers = snaps.markers(budget)\n",
     ),
     Mutant(
+        "reader-range-after-markers",
+        "race: the snapshot reader's month range read after its markers (seed 700346)",
+        "engine/snapshots.py",
+        "    span = snaps.month_range(budget)\n    markers = snaps.markers(budget)\n"
+        "    stored = snaps.snapshots(budget)\n",
+        "    markers = snaps.markers(budget)\n    stored = snaps.snapshots(budget)\n"
+        "    span = snaps.month_range(budget)\n",
+    ),
+    Mutant(
         "projector-keeps-cache-after-race",
         "race: a projector deciding from items read before it lost a race",
         "engine/projector.py",

@@ -55,13 +55,13 @@ from worker.engine.backoff import Backoff
 from worker.engine.persist import Persister, PersistStatus
 from worker.engine.projector import Projector
 from worker.engine.reads import Store
-from worker.engine.snapshots import Rebuilder, read_snapshots
+from worker.engine.snapshots import Rebuilder, SnapshotStore, read_snapshots
 from worker.engine.validated_read import read_transactions
 from worker.errors import BudgetWorkerError, StaleProjection
 from worker.model import layout
 from worker.model.events import Event, canonical_json
 from worker.model.fold import fold
-from worker.model.snapshot_math import all_snapshots
+from worker.model.snapshot_math import all_snapshots, next_month
 from worker.proof.faults import Crash, Fault, FaultInjector, Rule
 from worker.proof.kcl_inputs import Batch, Record
 from worker.proof.oracle import projection_differences
@@ -112,6 +112,23 @@ BACKDATED_STEP = ("backdate", "project")
 # before the months are read, 6 and 7 amid them. Each leaves a different mix of reads on either
 # side of the step.
 REBUILD_RACE_QUERIES = (5, 6, 7)
+# Where in a snapshot read its race point is: before its n-th call, n drawn per read. Its calls
+# are the first and the last month of the range, the markers, then the snapshots: 2 lands the
+# step and the rebuild inside the range, 3 between the range and the markers, 4 between the
+# markers and the snapshots. Each order the reader relies on is between two of them (seed
+# 700346 found the range read after the markers, which only a step before the range read shows).
+READER_RACE_CALLS = (2, 3, 4)
+# What the snapshot reader's race points run. Before its first call: a transaction created two
+# months after the budget's last (`Simulation._spread`) and rebuilt, so that an empty month
+# between has a snapshot, then deleted again (`Simulation._empty`): both months leave the
+# range, their snapshots stay behind until a rebuild buries them, and only the later one
+# carries a marker. Between two of its calls: a step that brings such a left-over month back
+# into the range (`Simulation._revive`), then a rebuild. Together they are the schedule of
+# seed 700346, which uniform draws met once in 951 seeds.
+EMPTYING_STEP = ("spread", "project", "rebuild", "empty", "project")
+REVIVING_STEP_THEN_REBUILD = ("revive", "project", "rebuild")
+# The writes a race aims at the pre-empted budget (a new intent of it, never a pending one).
+MOVING_KINDS = ("write", "backdate", "spread", "empty", "revive")
 # What a projector's race point runs: a step of the items it holds, then one more update, so
 # that its retry after losing the race applies an event on top of items it must re-read.
 STEP_THEN_WRITE = ("write", "project", "write")
@@ -329,6 +346,7 @@ class Simulation:
         self.contended = False  # a targeted write: it updates a transaction written just before
         self.aimed = False  # a write the schedule aims at a budget: a new intent of that budget
         self.backdating = False  # a contended write moves its transaction to the first month
+        self.moving: str | None = None  # a contended write that spreads, empties or revives
         self.throttles: list[Rule] = []  # the throttled budget's rules, one per actor client
         # The incident's budget (chosen when it begins) and its throttle, one rule per client.
         self.incident_budget: str | None = None
@@ -339,6 +357,9 @@ class Simulation:
         # Race points: each actor's previous call, and the calls of the snapshot read under way.
         self._last_call: dict[str, str] = {}
         self._reader_calls = 0
+        self._reader_race_at = READER_RACE_CALLS[0]  # drawn at each snapshot read
+        self._reader_emptied = False  # this read's first race ran: its second always does
+        self._quiet = False  # no faults, no pre-emption (`_undisturbed`)
         self._rebuild_queries = 0  # the rebuilder's queries since its last pointer read
         self._rebuild_race_at = REBUILD_RACE_QUERIES[0]  # drawn at each pointer read
         self.race_rng = random.Random(f"race-{config.seed}")  # its own: no shifted draws
@@ -469,8 +490,9 @@ class Simulation:
         """The two calls where a step and a second rebuild of the same budget must land for
         the snapshot races to show: after a rebuild's pointer re-check, before its first
         write (only the `as_of_event` condition keeps the slower rebuild from overwriting the
-        newer one); and between the snapshot reader's first two queries (only their order
-        keeps a rebuild finished in between from making stale snapshots look fresh). Uniform
+        newer one); and between two of the snapshot reader's queries (only their order
+        keeps a rebuild finished in between from making stale snapshots look fresh; the
+        call is drawn per read from `READER_RACE_CALLS`). Uniform
         pre-emption lands a step and then a rebuild exactly there about once in dozens of
         seeds; a race point asks for them by name. A third is a projector between reading the
         items of its step and writing the step: a step of those items and one more update land
@@ -498,8 +520,8 @@ class Simulation:
                 return "a rebuild amid its reads of the months", BACKDATED_STEP
         if actor == "snapshot-reader":
             self._reader_calls += 1
-            if self._reader_calls == 2:
-                return "the snapshot reader between its first two queries", STEP_THEN_REBUILD
+            if self._reader_calls == self._reader_race_at:
+                return "the snapshot reader between two of its queries", REVIVING_STEP_THEN_REBUILD
         if (
             actor.startswith("projector")
             and operation == "TransactWriteItems"
@@ -516,13 +538,17 @@ class Simulation:
         reads of one operation is where the defended races live); at a race point, a step and
         then a second rebuild of the same budget."""
         race = self._race_point(actor, operation)
-        if self.depth >= self.schedule.max_depth:
+        if self._quiet or self.depth >= self.schedule.max_depth:
             return
         if (
             race is not None
             and race[0] not in self._races
             and self.preempt_rate
-            and (self._in_race or self.rng.random() < self.schedule.race_rate)
+            and (
+                self._in_race
+                or (race[1] == REVIVING_STEP_THEN_REBUILD and self._reader_emptied)
+                or self.rng.random() < self.schedule.race_rate
+            )
         ):
             self._races.add(race[0])
             self._preempt_race(*race)
@@ -554,17 +580,40 @@ class Simulation:
         if self._in_race:
             self.report.paths["race point inside another race"] += 1
         budget = self.budget_stack[-1]
+        if kinds == EMPTYING_STEP:
+            self._reader_emptied = True  # set before the nested reads, which keep their own
         self.depth += 1
         self._in_race += 1
         contended, aimed = self.contended, self.aimed
         try:
             for kind in kinds:
-                self.contended = self.aimed = kind in ("write", "backdate")
-                self._operation(kind, budget)
+                self.contended = self.aimed = kind in MOVING_KINDS
+                if kinds == EMPTYING_STEP:
+                    with self._undisturbed():
+                        self._operation(kind, budget)
+                else:
+                    self._operation(kind, budget)
         finally:
             self.depth -= 1
             self._in_race -= 1
             self.contended, self.aimed = contended, aimed
+
+    @contextmanager
+    def _undisturbed(self) -> Iterator[None]:
+        """No fault and no pre-emption for the block: the state a race sets up before a read
+        begins (a month left over outside the range) is there when it begins. Drawn faults
+        and nested operations undid it in most reads (an emptying step that never committed,
+        a rebuild that failed and left the markers that hide the month)."""
+        enabled = [i.enabled for i in self.injectors]
+        quiet, self._quiet = self._quiet, True
+        for injector in self.injectors:
+            injector.enabled = False
+        try:
+            yield
+        finally:
+            self._quiet = quiet
+            for injector, was in zip(self.injectors, enabled, strict=False):
+                injector.enabled = was
 
     # -- actors -------------------------------------------------------------------------------
 
@@ -651,7 +700,12 @@ class Simulation:
             mine, roll = mine[-3:], 0.45 + 0.35 * roll
         tid = f"w{writer}-{n}"
         data: dict[str, Any]
-        if roll < 0.45 or not mine:
+        # Taken here, before the write's first call: a write nested in it moves nothing.
+        moving, self.moving = self.moving, None
+        moved = self._month_move(budget, n, moving) if moving else None
+        if moved is not None:
+            kind, tid, data = moved
+        elif roll < 0.45 or not mine:
             kind = "TransactionCreated"
             data = {
                 "date": f"2026-{self.rng.randint(1, 4):02d}-{self.rng.randint(1, 28):02d}",
@@ -683,6 +737,76 @@ class Simulation:
             self._write(budget)
         finally:
             self.backdating = False
+
+    def _spread(self, budget: str) -> None:
+        """A contended write that creates a transaction two months after the budget's last."""
+        self._moving_write(budget, "spread")
+
+    def _empty(self, budget: str) -> None:
+        """A contended write that deletes the only transaction of the budget's last month: it
+        and the empty months before it leave the range, and their snapshots stay behind until
+        a rebuild buries them; only the last carries a marker, so the empty months before it
+        have none at or before them."""
+        self._moving_write(budget, "empty")
+
+    def _revive(self, budget: str) -> None:
+        """A contended write that moves a transaction into a month whose snapshot was left
+        behind outside the range: the month comes back, its stored figures stale."""
+        self._moving_write(budget, "revive")
+
+    def _moving_write(self, budget: str, how: str) -> None:
+        """A write whose intent `_new_intent` takes from `_month_move`."""
+        self.moving = how
+        try:
+            self._write(budget)
+        finally:
+            self.moving = None
+
+    def _month_move(
+        self, budget: str, n: int, moving: str
+    ) -> tuple[str, str, dict[str, Any]] | None:
+        """The intent of an emptying or reviving write, from the fault-free view; None (an
+        ordinary write) if the budget has no such month."""
+        live = sorted(
+            fold(self._events(budget)).transactions.values(), key=lambda t: t.transaction_id
+        )
+        by_month: dict[str, list[str]] = {}
+        data: dict[str, Any]
+        for txn in live:
+            by_month.setdefault(txn.month, []).append(txn.transaction_id)
+        if moving == "spread":
+            month = next_month(next_month(max(by_month, default="2026-01")))
+            data = {"date": f"{month}-15", "amount": self.rng.randint(-5000, 5000)}
+            return "TransactionCreated", f"spread-{n}", data | {"account": "chk", "category": "a"}
+        if moving == "empty":
+            last_month = by_month.get(max(by_month, default=""), [])
+            if len(last_month) != 1:
+                return None
+            self.report.paths["emptying write: the last month emptied"] += 1
+            return "TransactionDeleted", last_month[0], {}
+        first, last = min(by_month, default=None), max(by_month, default=None)
+        snaps = SnapshotStore(self.clean)
+        left_over = sorted(
+            m
+            for m in snaps.snapshots(budget)
+            if first is None or last is None or not first <= m <= last
+        )
+        if not left_over:
+            return None
+        marked = min(snaps.markers(budget), default=None)
+        unmarked = [m for m in left_over if marked is None or m < marked]  # seed 700346's kind
+        month = self.rng.choice(unmarked or left_over)
+        self.report.paths[
+            "reviving write: a month left over with no marker before it"
+            if unmarked
+            else "reviving write: a month left over"
+        ] += 1
+        data = {"date": f"{month}-15", "memo": f"intent-{n}"}
+        if not live:
+            data |= {"amount": self.rng.randint(-5000, 5000), "account": "chk", "category": "a"}
+            return "TransactionCreated", f"revived-{n}", data
+        data["amount"] = self.rng.randint(-5000, 5000)
+        return "TransactionUpdated", self.rng.choice(live).transaction_id, data
 
     def _ulid(self, skew_ms: int) -> str:
         millis = int(self.clock.seconds(skew_ms) * 1000)
@@ -734,17 +858,34 @@ class Simulation:
     def _rebuild(self, budget: str) -> None:
         Rebuilder(self._store("rebuilder"), attempts=2).rebuild(budget)
 
+    def _leave_a_month_behind(self) -> None:
+        """Before a snapshot read, at the race rate: the set-up of its race point between two
+        of its queries (`EMPTYING_STEP`). It runs before the read begins, so the months it
+        leaves behind are older than any pointer the read may present."""
+        name = "the snapshot reader before its first query"
+        if (
+            self.depth < self.schedule.max_depth
+            and self.preempt_rate
+            and name not in self._races
+            and (self._in_race or self.rng.random() < self.schedule.race_rate)
+        ):
+            self._races.add(name)
+            self._preempt_race(name, EMPTYING_STEP)
+
     def _snapshots(self, budget: str) -> None:
         """The snapshot reader as an actor (its queries can be pre-empted). A month presented
         fresh must equal the figures over the fold at some pointer from the one when the read
         began to the one when it ended: right, and not older than what was promised."""
-        promised = self.clean.pointer(budget)
         store = self._store("snapshot-reader")
-        outer, self._reader_calls = self._reader_calls, 0  # this read's calls (race points)
+        outer = self._reader_calls, self._reader_race_at, self._reader_emptied
+        self._reader_calls, self._reader_emptied = 0, False  # this read's calls (race points)
+        self._reader_race_at = self.race_rng.choice(READER_RACE_CALLS)
         try:
+            self._leave_a_month_behind()
+            promised = self.clean.pointer(budget)  # after the set-up: the read begins here
             view = read_snapshots(store, budget)
         finally:
-            self._reader_calls = outer
+            self._reader_calls, self._reader_race_at, self._reader_emptied = outer
         fresh = [e for e in view.entries if e.fresh]
         if not fresh:
             return
