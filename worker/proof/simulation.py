@@ -112,12 +112,12 @@ BACKDATED_STEP = ("backdate", "project")
 # before the months are read, 6 and 7 amid them. Each leaves a different mix of reads on either
 # side of the step.
 REBUILD_RACE_QUERIES = (5, 6, 7)
-# Where in a snapshot read its race point is: before its n-th call, n drawn per read. Its calls
-# are the first and the last month of the range, the markers, then the snapshots: 2 lands the
-# step and the rebuild inside the range, 3 between the range and the markers, 4 between the
-# markers and the snapshots. Each order the reader relies on is between two of them (seed
-# 700346 found the range read after the markers, which only a step before the range read shows).
-READER_RACE_CALLS = (2, 3, 4)
+# Where in a snapshot read its race point is: before its 4th call. Its calls are the first and
+# the last month of the range, the markers, then the snapshots, so the step and the rebuild land
+# between the markers and the snapshots; with either pair of reads swapped (the planted bugs),
+# the snapshots are read before the race. Drawn from the 2nd-4th call per read instead, the
+# rebuild's race inside it (rebuild-ignores-moved-pointer) was found by none of 20 seeds.
+READER_RACE_CALL = 4
 # What the snapshot reader's race points run. Before its first call: a transaction created two
 # months after the budget's last (`Simulation._spread`) and rebuilt, so that an empty month
 # between has a snapshot, then deleted again (`Simulation._empty`): both months leave the
@@ -357,7 +357,6 @@ class Simulation:
         # Race points: each actor's previous call, and the calls of the snapshot read under way.
         self._last_call: dict[str, str] = {}
         self._reader_calls = 0
-        self._reader_race_at = READER_RACE_CALLS[0]  # drawn at each snapshot read
         self._reader_emptied = False  # this read's first race ran: its second always does
         self._quiet = False  # no faults, no pre-emption (`_undisturbed`)
         self._rebuild_queries = 0  # the rebuilder's queries since its last pointer read
@@ -491,8 +490,8 @@ class Simulation:
         the snapshot races to show: after a rebuild's pointer re-check, before its first
         write (only the `as_of_event` condition keeps the slower rebuild from overwriting the
         newer one); and between two of the snapshot reader's queries (only their order
-        keeps a rebuild finished in between from making stale snapshots look fresh; the
-        call is drawn per read from `READER_RACE_CALLS`). Uniform
+        keeps a rebuild finished in between from making stale snapshots look fresh; before its
+        snapshots, `READER_RACE_CALL`). Uniform
         pre-emption lands a step and then a rebuild exactly there about once in dozens of
         seeds; a race point asks for them by name. A third is a projector between reading the
         items of its step and writing the step: a step of those items and one more update land
@@ -520,7 +519,7 @@ class Simulation:
                 return "a rebuild amid its reads of the months", BACKDATED_STEP
         if actor == "snapshot-reader":
             self._reader_calls += 1
-            if self._reader_calls == self._reader_race_at:
+            if self._reader_calls == READER_RACE_CALL:
                 return "the snapshot reader between two of its queries", REVIVING_STEP_THEN_REBUILD
         if (
             actor.startswith("projector")
@@ -877,15 +876,14 @@ class Simulation:
         fresh must equal the figures over the fold at some pointer from the one when the read
         began to the one when it ended: right, and not older than what was promised."""
         store = self._store("snapshot-reader")
-        outer = self._reader_calls, self._reader_race_at, self._reader_emptied
+        outer = self._reader_calls, self._reader_emptied
         self._reader_calls, self._reader_emptied = 0, False  # this read's calls (race points)
-        self._reader_race_at = self.race_rng.choice(READER_RACE_CALLS)
         try:
             self._leave_a_month_behind()
             promised = self.clean.pointer(budget)  # after the set-up: the read begins here
             view = read_snapshots(store, budget)
         finally:
-            self._reader_calls, self._reader_race_at, self._reader_emptied = outer
+            self._reader_calls, self._reader_emptied = outer
         fresh = [e for e in view.entries if e.fresh]
         if not fresh:
             return
