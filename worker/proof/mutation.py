@@ -186,7 +186,12 @@ MUTANTS: tuple[Mutant, ...] = (
 )
 
 # Cheap enough for `make test` (tests/test_mutation.py): each is found within a few seeds.
-CHEAP = ("checkpoint-past-pending", "read-not-current", "batch-read-skips-behind")
+CHEAP = (
+    "checkpoint-past-pending",
+    "read-not-current",
+    "batch-read-skips-behind",
+    "reader-range-after-markers",
+)
 
 
 def by_name(names: Sequence[str] | None) -> list[Mutant]:
