@@ -19,7 +19,13 @@ from worker.engine.snapshots import Rebuilder, SnapshotStore, read_snapshots
 from worker.errors import InfrastructureError
 from worker.model import layout
 from worker.model.fold import fold
-from worker.model.snapshot_math import all_snapshots, last_day, month_snapshot, months_between
+from worker.model.snapshot_math import (
+    all_snapshots,
+    figures_at,
+    last_day,
+    month_snapshot,
+    months_between,
+)
 from worker.proof.faults import Crash, Fault, FaultInjector, Rule
 
 
@@ -380,23 +386,11 @@ def test_a_month_back_in_range_after_the_marker_read_is_not_presented_fresh(
     )
     view = read_snapshots(reader_store, budget)
     assert fired
-    after = store.pointer(budget)
     events = store.events(budget)
-    at = {
-        p: {
-            s.month: s.figures()
-            for s in all_snapshots(
-                fold(e for e in events if p is not None and e.event_id <= p).transactions.values()
-            )
-        }
-        for p in (before, after)
-    }
+    at = [figures_at(events, p) for p in (before, store.pointer(budget))]
     for entry in view.entries:
         if entry.fresh:
             assert entry.snapshot is not None
-            assert entry.snapshot.figures() in (
-                at[before].get(entry.month),
-                at[after].get(entry.month),
-            )
+            assert entry.snapshot.figures() in [f.get(entry.month) for f in at]
     Rebuilder(store).rebuild(budget)
     assert_snapshots_match(store, budget)

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from worker.model.fold import Transaction
+from worker.model.events import Event
+from worker.model.fold import Transaction, fold
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,3 +121,10 @@ def all_snapshots(
         balances = snapshot.balances
         out.append(snapshot)
     return out
+
+
+def figures_at(events: Iterable[Event], pointer: str | None) -> dict[str, tuple[Any, ...]]:
+    """Each month's figures over the event log up to `pointer` (None: before any event): what
+    a snapshot exact at that pointer shows, the oracle a snapshot read is checked against."""
+    state = fold(e for e in events if pointer is not None and e.event_id <= pointer)
+    return {s.month: s.figures() for s in all_snapshots(state.transactions.values())}

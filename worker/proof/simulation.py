@@ -44,7 +44,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +61,7 @@ from worker.errors import BudgetWorkerError, StaleProjection
 from worker.model import layout
 from worker.model.events import Event, canonical_json
 from worker.model.fold import fold
-from worker.model.snapshot_math import all_snapshots, next_month
+from worker.model.snapshot_math import all_snapshots, figures_at, next_month
 from worker.proof.faults import Crash, Fault, FaultInjector, Rule
 from worker.proof.kcl_inputs import Batch, Record
 from worker.proof.oracle import projection_differences
@@ -539,17 +539,9 @@ class Simulation:
         race = self._race_point(actor, operation)
         if self._quiet or self.depth >= self.schedule.max_depth:
             return
-        if (
-            race is not None
-            and race[0] not in self._races
-            and self.preempt_rate
-            and (
-                self._in_race
-                or (race[1] == REVIVING_STEP_THEN_REBUILD and self._reader_emptied)
-                or self.rng.random() < self.schedule.race_rate
-            )
+        if race is not None and self._race_fires(
+            race[0], forced=race[1] == REVIVING_STEP_THEN_REBUILD and self._reader_emptied
         ):
-            self._races.add(race[0])
             self._preempt_race(*race)
             return
         if self.rng.random() >= self.preempt_rate:
@@ -569,9 +561,22 @@ class Simulation:
             self.depth -= 1
             self.contended = contended
 
-    def _preempt_race(self, race: str, kinds: tuple[str, ...]) -> None:
+    def _race_fires(self, race: str, forced: bool = False) -> bool:
+        """Whether `race` runs here: once per top-level operation, always inside another race
+        (or when `forced`), else at the seed's race rate. Counts it as run when it does."""
+        fires = bool(
+            race not in self._races
+            and self.preempt_rate
+            and (self._in_race or forced or self.rng.random() < self.schedule.race_rate)
+        )
+        if fires:
+            self._races.add(race)
+        return fires
+
+    def _preempt_race(self, race: str, kinds: tuple[str, ...], undisturbed: bool = False) -> None:
         """`kinds` on the pre-empted budget, one level down: a step (a contended write of one
-        of its latest transactions, then its projection), then a second rebuild or write."""
+        of its latest transactions, then its projection), then a second rebuild or write; each
+        `_undisturbed` if asked (a set-up)."""
         self.report.operations["preemption"] += 1
         if self.depth:
             self.report.paths["nested preemption"] += 1
@@ -579,18 +584,13 @@ class Simulation:
         if self._in_race:
             self.report.paths["race point inside another race"] += 1
         budget = self.budget_stack[-1]
-        if kinds == EMPTYING_STEP:
-            self._reader_emptied = True  # set before the nested reads, which keep their own
         self.depth += 1
         self._in_race += 1
         contended, aimed = self.contended, self.aimed
         try:
             for kind in kinds:
                 self.contended = self.aimed = kind in MOVING_KINDS
-                if kinds == EMPTYING_STEP:
-                    with self._undisturbed():
-                        self._operation(kind, budget)
-                else:
+                with self._undisturbed() if undisturbed else nullcontext():
                     self._operation(kind, budget)
         finally:
             self.depth -= 1
@@ -770,13 +770,13 @@ class Simulation:
             fold(self._events(budget)).transactions.values(), key=lambda t: t.transaction_id
         )
         by_month: dict[str, list[str]] = {}
-        data: dict[str, Any]
         for txn in live:
             by_month.setdefault(txn.month, []).append(txn.transaction_id)
         if moving == "spread":
             month = next_month(next_month(max(by_month, default="2026-01")))
-            data = {"date": f"{month}-15", "amount": self.rng.randint(-5000, 5000)}
-            return "TransactionCreated", f"spread-{n}", data | {"account": "chk", "category": "a"}
+            amount = self.rng.randint(-5000, 5000)
+            data = {"date": f"{month}-15", "amount": amount, "account": "chk", "category": "a"}
+            return "TransactionCreated", f"spread-{n}", data
         if moving == "empty":
             last_month = by_month.get(max(by_month, default=""), [])
             if len(last_month) != 1:
@@ -800,12 +800,15 @@ class Simulation:
             if unmarked
             else "reviving write: a month left over"
         ] += 1
-        data = {"date": f"{month}-15", "memo": f"intent-{n}"}
+        revived: dict[str, Any] = {
+            "date": f"{month}-15",
+            "memo": f"intent-{n}",
+            "amount": self.rng.randint(-5000, 5000),
+        }
         if not live:
-            data |= {"amount": self.rng.randint(-5000, 5000), "account": "chk", "category": "a"}
-            return "TransactionCreated", f"revived-{n}", data
-        data["amount"] = self.rng.randint(-5000, 5000)
-        return "TransactionUpdated", self.rng.choice(live).transaction_id, data
+            account = {"account": "chk", "category": "a"}
+            return "TransactionCreated", f"revived-{n}", revived | account
+        return "TransactionUpdated", self.rng.choice(live).transaction_id, revived
 
     def _ulid(self, skew_ms: int) -> str:
         millis = int(self.clock.seconds(skew_ms) * 1000)
@@ -862,14 +865,9 @@ class Simulation:
         of its queries (`EMPTYING_STEP`). It runs before the read begins, so the months it
         leaves behind are older than any pointer the read may present."""
         name = "the snapshot reader before its first query"
-        if (
-            self.depth < self.schedule.max_depth
-            and self.preempt_rate
-            and name not in self._races
-            and (self._in_race or self.rng.random() < self.schedule.race_rate)
-        ):
-            self._races.add(name)
-            self._preempt_race(name, EMPTYING_STEP)
+        if self.depth < self.schedule.max_depth and self._race_fires(name):
+            self._reader_emptied = True
+            self._preempt_race(name, EMPTYING_STEP, undisturbed=True)
 
     def _snapshots(self, budget: str) -> None:
         """The snapshot reader as an actor (its queries can be pre-empted). A month presented
@@ -897,17 +895,7 @@ class Simulation:
             and final is not None
             and e.event_id <= final
         ]
-        figures = [
-            {
-                s.month: s.figures()
-                for s in all_snapshots(
-                    fold(
-                        e for e in events if p is not None and e.event_id <= p
-                    ).transactions.values()
-                )
-            }
-            for p in candidates
-        ]
+        figures = [figures_at(events, p) for p in candidates]
         self.report.checks["snapshot read: fresh months equal the fold at a current pointer"] += 1
         for entry in fresh:
             shown = entry.snapshot.figures() if entry.snapshot else None
