@@ -20,7 +20,10 @@ RUN python -m venv /opt/tools \
 COPY pyproject.toml uv.lock README.md ./
 COPY worker ./worker
 # The `kcl` extra is amazon-kclpy's normal install (its build fetches the KCL jars).
-RUN /opt/tools/bin/uv sync --locked --no-editable --extra kcl
+# --compile-bytecode: the runtime user cannot write __pycache__ into /opt/venv, so without it
+# every process (the supervisor, and a kcl-processor per shard, again at each shard roll-over)
+# compiles botocore & co. from source: about 3x the start-up (benchmarks/results/startup.json).
+RUN /opt/tools/bin/uv sync --locked --no-editable --extra kcl --compile-bytecode
 
 # --- 3. slim runtime: Python + a headless JRE, non-root ---------------------------------------
 FROM python:3.11.11-slim-bookworm

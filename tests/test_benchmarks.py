@@ -11,7 +11,12 @@ import pytest
 
 from benchmarks import harness
 
-SCRIPTS = ["benchmarks.projector", "benchmarks.throughput", "benchmarks.end_to_end"]
+SCRIPTS = [
+    "benchmarks.projector",
+    "benchmarks.throughput",
+    "benchmarks.end_to_end",
+    "benchmarks.startup",
+]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

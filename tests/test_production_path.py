@@ -8,6 +8,7 @@ KCL 3 daemon, end to end against DynamoDB Local."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -258,3 +259,17 @@ def test_run_kcl_refuses_a_shared_application_name(tmp_path: Path) -> None:
     reason = done.stderr.strip().splitlines()[-1]
     assert reason.startswith("budget-worker: KCL application name budget-worker")
     assert "team-b-leases" in reason and "BUDGET_LEASE_TABLE" in reason
+
+
+def test_the_installs_ship_compiled_bytecode() -> None:
+    """Processes that cannot write __pycache__ (the image's non-root user over a root-owned
+    venv; PYTHONDONTWRITEBYTECODE here) would compile botocore & co. at every start: ~3x the
+    start-up of a shard's processor (benchmarks/startup.py). The image compiles at install, and
+    `make setup` did so for the venv running this test."""
+    sync = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if "uv sync" in line]
+    assert sync and all("--compile-bytecode" in line for line in sync)
+    import botocore.client
+
+    source = botocore.client.__file__
+    assert source is not None
+    assert Path(importlib.util.cache_from_source(source)).exists()
