@@ -400,7 +400,7 @@ def lag(
     per_process = [sum(s.values()) for s in run.rss if s]
     steady = per_process[len(per_process) // 4 :]  # after the first quarter
     ms = [x * 1000 for x in run.latencies]
-    found = {
+    found: dict[str, Any] = {
         "through": "proxy" if proxy else "DynamoDB Local",
         "concurrency": concurrency,
         "snapshot_delay": snapshot_delay,

@@ -168,6 +168,7 @@ class Proxy(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # persistent connections, as botocore's pool expects
     server: Proxy
+    _connection: http.client.HTTPConnection | None = None  # upstream, per client connection
 
     def setup(self) -> None:
         super().setup()
@@ -220,19 +221,19 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         # Head and body in one write: two small writes meet Nagle's algorithm and the
         # client's delayed ACK, which added 40 ms to every answer.
-        self._headers_buffer.append(b"\r\n" + payload)
+        self._headers_buffer.append(b"\r\n" + payload)  # type: ignore[attr-defined]
         self.flush_headers()
 
     def _upstream(self) -> http.client.HTTPConnection:
         """One upstream connection per client connection, kept open across its requests."""
-        connection: http.client.HTTPConnection | None = getattr(self, "_connection", None)
+        connection = self._connection
         if connection is None:
             connection = http.client.HTTPConnection(*self.server.upstream, timeout=30)
             self._connection = connection
         return connection
 
     def finish(self) -> None:
-        connection = getattr(self, "_connection", None)
+        connection = self._connection
         if connection is not None:
             connection.close()
         super().finish()
