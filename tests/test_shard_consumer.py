@@ -147,3 +147,50 @@ def test_a_batch_read_ahead_when_the_driver_stops_is_dropped_not_delivered() -> 
     assert stream.reads == [0, 2, 4]  # the third page was read ahead, then dropped
     assert child.shut_down and not child.ended
     assert leases.checkpoints == ["1001", "1003", "1003"]
+
+
+class TrickleStream(FakeStream):
+    """An open shard fed slowly: the read ahead of the second record comes back empty (the
+    record was written after it), and the read after that finds it; then the shard closes."""
+
+    def __init__(self) -> None:
+        super().__init__(count=2)
+        self.answers = [
+            (self.records[:1], "at-1"),
+            ([], "at-1"),  # the read ahead, sent while the child had the first record
+            (self.records[1:], None),
+        ]
+
+    def get_records(self, **args: Any) -> dict[str, Any]:
+        with self.lock:
+            self.reads.append(int(args["ShardIterator"].removeprefix("at-")))
+            self.read_started.set()
+            records, following = self.answers.pop(0)
+        return {"Records": records, "NextShardIterator": following}
+
+
+class CountedStop(threading.Event):
+    """The driver's stop event, recording each pause instead of sleeping through it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pauses: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.pauses.append(timeout)
+        return self.is_set()
+
+
+def test_an_empty_read_ahead_is_read_again_at_once_not_after_a_poll_pause() -> None:
+    """Its emptiness is as old as the batch the child just worked on; pausing a poll interval
+    on it put that interval into every batch of a steady trickle (the lag benchmark)."""
+    stream = TrickleStream()
+    stop = CountedStop()
+    leases = FakeLeases()
+    consumer = ShardConsumer("shard-1", "arn", stream, leases, DriverConfig(), stop)  # type: ignore[arg-type]
+    child = FakeChild(stream, stop)
+    consumer._feed(child, "at-0", "TRIM_HORIZON", NotLost())  # type: ignore[arg-type]
+    assert child.delivered == ["1000", "1001"]
+    assert stream.reads == [0, 1, 1]
+    assert stop.pauses == []  # no poll pause: the only empty answer was a read ahead
+    assert child.ended and leases.checkpoints[-1] == "SHARD_END"

@@ -242,7 +242,10 @@ class ShardConsumer(threading.Thread):
                 # A checkpoint without a sequence number covers this batch (as in KCL).
                 self.last_delivered = records[-1].sequence_number
                 child.process_records(records, 0, self._on_checkpoint)
-            elif iterator is not None:
+            elif iterator is not None and reading is None:
+                # Only a fresh empty read means an idle shard. A read ahead was sent when the
+                # previous batch went to the child, so its emptiness is as old as that batch's
+                # work: pausing on it would add a poll interval to every batch of a trickle.
                 self.stop.wait(self.config.poll_seconds)
 
     def _iterator(self, checkpoint: str) -> str | None:
