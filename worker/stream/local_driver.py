@@ -195,8 +195,9 @@ class ShardConsumer(threading.Thread):
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{self.shard_id}") as ahead:
             self._feed_reading_ahead(child, iterator, checkpoint, heartbeat, ahead)
 
-    def _get_records(self, iterator: str) -> dict[str, Any]:
-        return self.streams.get_records(ShardIterator=iterator, Limit=self.config.batch_limit)  # type: ignore[return-value]
+    def _get_records(self, iterator: str, limit: int | None = None) -> dict[str, Any]:
+        limit = self.config.batch_limit if limit is None else limit
+        return self.streams.get_records(ShardIterator=iterator, Limit=limit)  # type: ignore[return-value]
 
     def _feed_reading_ahead(
         self,
@@ -236,6 +237,8 @@ class ShardConsumer(threading.Thread):
                 continue
             records = [to_stream_record(r) for r in response.get("Records", [])]
             iterator = response.get("NextShardIterator")
+            if reading is not None and records and iterator is not None:
+                records, iterator = self._top_up(records, iterator)
             if records:
                 if iterator is not None:
                     next_batch = ahead.submit(self._get_records, iterator)
@@ -247,6 +250,31 @@ class ShardConsumer(threading.Thread):
                 # previous batch went to the child, so its emptiness is as old as that batch's
                 # work: pausing on it would add a poll interval to every batch of a trickle.
                 self.stop.wait(self.config.poll_seconds)
+
+    def _top_up(
+        self, records: list[StreamRecord], iterator: str
+    ) -> tuple[list[StreamRecord], str | None]:
+        """A batch read ahead is as old as the start of the child's previous batch: on a
+        shard that keeps up, it holds what arrived before that batch, and what arrived during
+        it would wait for the batch after. Read once more from where it ends, so a batch holds
+        everything up to the moment it is delivered: the read-ahead keeps its gain on a
+        backlog (full batches are delivered as read) and costs a trickle one round trip per
+        batch instead of one batch's work in lag. A failed top-up delivers what was read; the
+        next read meets the same error and recovers as any read does."""
+        room = self.config.batch_limit - len(records)
+        if room <= 0:
+            return records, iterator
+        try:
+            more = self._get_records(iterator, room)
+        except ClientError as exc:
+            self.log.info(
+                "top-up read failed; delivering the batch read ahead", error=error_code(exc)
+            )
+            return records, iterator
+        return (
+            records + [to_stream_record(r) for r in more.get("Records", [])],
+            more.get("NextShardIterator"),
+        )
 
     def _iterator(self, checkpoint: str) -> str | None:
         args: dict[str, Any] = {"StreamArn": self.arn, "ShardId": self.shard_id}
