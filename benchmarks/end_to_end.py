@@ -63,6 +63,8 @@ from worker.stream.leases import TRIM_HORIZON, LeaseTable
 
 # How often the lag watcher reads the pointers it waits for: the resolution of the lag figures.
 POLL_SECONDS = 0.02
+# Writing at the lag's rate before it is measured (`lag`'s docstring).
+WARMUP_SECONDS = 20.0
 
 
 @dataclass
@@ -305,8 +307,19 @@ def replayed(
 @dataclass
 class LagRun:
     latencies: list[float] = field(default_factory=list)
+    persisted_at: list[float] = field(default_factory=list)  # of each latency's event
     persist_ms: list[float] = field(default_factory=list)
     rss: list[dict[int, float]] = field(default_factory=list)
+    polls: int = 0  # the watcher's own reads of the server: its load on the shared cores
+    pointers_polled: int = 0
+
+
+def by_window(run: LagRun, began: float, width: float) -> list[float]:
+    """The lag's p99 (ms) of the events persisted in each `width` seconds of the run."""
+    windows: dict[int, list[float]] = {}
+    for persisted, latency in zip(run.persisted_at, run.latencies, strict=True):
+        windows.setdefault(int((persisted - began) // width), []).append(latency * 1000)
+    return [round(percentile(windows[w], 0.99), 1) for w in sorted(windows)]
 
 
 def lag(
@@ -319,9 +332,15 @@ def lag(
     snapshot_delay: float = Settings.snapshot_delay,
     months: int = 12,
     proxy: str | None = None,
+    poll: float = POLL_SECONDS,
+    warmup: float = WARMUP_SECONDS,
 ) -> dict[str, Any]:
     """The writer and the watcher talk to the server directly; only the worker goes through
-    the proxy (the app's own persist latency is not what is measured)."""
+    the proxy (the app's own persist latency is not what is measured). The first `warmup`
+    seconds of writing are not measured (their p99 is reported apart): each phase starts a
+    fresh DynamoDB Local, whose JVM spent more than a core compiling during its first half
+    minute here, on the two cores the worker shares with it (a server's warm-up, not the
+    worker's lag)."""
     settings, store = fresh(endpoint, "lag")
     names = [f"lag-{b:03d}" for b in range(budgets)]
     through = "proxy" if proxy else "local"
@@ -350,18 +369,22 @@ def lag(
             with lock:
                 budgets_waiting = sorted(b for b, w in waiting.items() if w)
             if not budgets_waiting:
-                time.sleep(POLL_SECONDS)
+                time.sleep(poll)
                 continue
             seen = store.pointers(budgets_waiting)
+            run.polls += 1
+            run.pointers_polled += len(budgets_waiting)
             now = time.perf_counter()
             with lock:
                 for budget, pointer in seen.items():
                     pending = waiting.get(budget, [])
                     while pending and pointer is not None and pointer >= pending[0][0]:
-                        run.latencies.append(now - pending.pop(0)[1])
+                        persisted = pending.pop(0)[1]
+                        run.latencies.append(now - persisted)
+                        run.persisted_at.append(persisted)
                     if not pending:
                         waiting.pop(budget, None)
-            time.sleep(POLL_SECONDS)  # the poll's own load must not be what is measured
+            time.sleep(poll)  # the poll's own load must not be what is measured
 
     def sample() -> None:
         while writing.is_set():
@@ -371,23 +394,29 @@ def lag(
     watchers = [threading.Thread(target=watch), threading.Thread(target=sample)]
     for thread in watchers:
         thread.start()
-    total = int(rate * seconds)
+    unmeasured, total = int(rate * warmup), int(rate * (warmup + seconds))
     began = time.perf_counter()
+    measured_from = began + warmup
     for n in range(total):
         slot = began + n / rate
         pause = slot - time.perf_counter()
         if pause > 0:
             time.sleep(pause)
+        if n == unmeasured:
+            measured_from = time.perf_counter()
+            if proxy:
+                counts(proxy, reset=True)  # calls per budget: the measured part only
         name = names[n % budgets]
         t0 = time.perf_counter()
         kind, tid, data = _event(n // budgets, months)
         event_id = persister.persist(name, kind, tid, data).event_id
         t1 = time.perf_counter()
-        run.persist_ms.append((t1 - t0) * 1000)
+        if n >= unmeasured:
+            run.persist_ms.append((t1 - t0) * 1000)
         with lock:
             waiting.setdefault(name, []).append((event_id, t1))
         last[name] = event_id
-    achieved = total / (time.perf_counter() - began)
+    achieved = (total - unmeasured) / (time.perf_counter() - measured_from)
     writing.clear()
     for thread in watchers:
         thread.join(timeout=120)
@@ -399,7 +428,9 @@ def lag(
     worker.stop()
     per_process = [sum(s.values()) for s in run.rss if s]
     steady = per_process[len(per_process) // 4 :]  # after the first quarter
-    ms = [x * 1000 for x in run.latencies]
+    measured = [at >= measured_from for at in run.persisted_at]
+    ms = [x * 1000 for x, m in zip(run.latencies, measured, strict=True) if m]
+    warm_ms = [x * 1000 for x, m in zip(run.latencies, measured, strict=True) if not m]
     found: dict[str, Any] = {
         "through": "proxy" if proxy else "DynamoDB Local",
         "concurrency": concurrency,
@@ -414,11 +445,19 @@ def lag(
         "lag_p95_ms": round(percentile(ms, 0.95), 1),
         "lag_p99_ms": round(percentile(ms, 0.99), 1),
         "lag_max_ms": round(max(ms), 1),
+        "warmup_seconds": warmup,
+        "warmup_lag_p99_ms": round(percentile(warm_ms, 0.99), 1) if warm_ms else None,
         "persist_p50_ms": round(statistics.median(run.persist_ms), 2),
         "persist_p99_ms": round(percentile(run.persist_ms, 0.99), 2),
         "worker_rss_mb_steady_max": round(max(steady), 1),
         "worker_rss_mb_steady_median": round(statistics.median(steady), 1),
         "worker_processes": max(len(s) for s in run.rss),
+        # Whether a tail is the run's start (a fresh server's JIT) or its steady state: p99
+        # per 10 s of writing, the warm-up's windows first.
+        "lag_p99_ms_by_10s": by_window(run, began, 10.0),
+        "watcher_poll_s": poll,
+        "watcher_polls_per_s": round(run.polls / seconds, 1),
+        "watcher_pointers_read_per_s": round(run.pointers_polled / seconds, 1),
     }
     if calls is not None:
         found["counted"] = per_budget(calls, settings, len(ms))
@@ -487,6 +526,18 @@ def main() -> None:
     parser.add_argument("--lag-seconds", type=float, default=60.0)
     parser.add_argument("--lag-through", default="proxy,local", help="'' for no lag phase")
     parser.add_argument("--lag-concurrency", type=int, default=Settings.concurrency)
+    parser.add_argument(
+        "--lag-poll",
+        type=float,
+        default=POLL_SECONDS,
+        help="seconds between the lag watcher's pointer reads (its resolution, and its load)",
+    )
+    parser.add_argument(
+        "--lag-warmup",
+        type=float,
+        default=WARMUP_SECONDS,
+        help="seconds written at the lag's rate before it is measured",
+    )
     parser.add_argument("--raw-seconds", type=float, default=10.0)
     parser.add_argument("--out", default=str(RESULTS / "end_to_end.json"))
     args = parser.parse_args()
@@ -514,6 +565,8 @@ def main() -> None:
                 logs_dir,
                 months=1,
                 proxy=proxy if through == "proxy" else None,
+                poll=args.lag_poll,
+                warmup=args.lag_warmup,
             )
             print(f"lag {json.dumps(latency)}", flush=True)
         latency["raw_loop_calls_per_s_same_server"] = [round(r, 1) for r in lag_raws]
