@@ -256,4 +256,45 @@ def test_a_failed_top_up_delivers_the_read_ahead_and_the_next_read_recovers() ->
     child, leases = scripted(stream, CountedStop(), batch_limit=10)
     assert child.batches == [["1000"], ["1001"], ["1002"]]
     assert stream.reads == [0, 1, 2, 2, 2]
+    assert stream.limits == [10, 10, 9, 10, 10]  # the third read was the top-up
     assert child.ended and leases.checkpoints[-1] == "SHARD_END"
+
+
+def test_an_empty_top_up_delivers_the_read_ahead_and_reads_on_from_its_iterator() -> None:
+    stream = ScriptedStream(
+        3,
+        [
+            (0, 1, "at-1"),
+            (1, 2, "at-2"),  # the read ahead
+            (2, 2, "at-2"),  # its top-up: nothing new
+            (2, 3, None),  # the next read ahead
+        ],
+    )
+    stop = CountedStop()
+    child, leases = scripted(stream, stop, batch_limit=10)
+    assert child.batches == [["1000"], ["1001"], ["1002"]]
+    assert stream.reads == [0, 1, 2, 2]
+    assert stop.pauses == []
+    assert child.ended and leases.checkpoints[-1] == "SHARD_END"
+
+
+class StopOnTopUp(ScriptedStream):
+    """The driver is stopped while the top-up is under way (its third read)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__(4, [(0, 1, "at-1"), (1, 2, "at-2"), (2, 4, None)])
+        self.stop = stop
+
+    def get_records(self, **args: Any) -> dict[str, Any]:
+        if len(self.reads) == 2:
+            self.stop.set()
+        return super().get_records(**args)
+
+
+def test_a_batch_topped_up_after_the_driver_stopped_is_dropped_not_delivered() -> None:
+    stop = threading.Event()
+    stream = StopOnTopUp(stop)
+    child, leases = scripted(stream, stop, batch_limit=10)
+    assert child.batches == [["1000"]]
+    assert child.shut_down and not child.ended
+    assert leases.checkpoints == ["1000", "1000"]  # never past what the child saw

@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from worker import logs
 from worker.config import ToolSettings
@@ -239,6 +239,8 @@ class ShardConsumer(threading.Thread):
             iterator = response.get("NextShardIterator")
             if reading is not None and records and iterator is not None:
                 records, iterator = self._top_up(records, iterator)
+                if self.stop.is_set() or heartbeat.lost.is_set():
+                    continue  # the top-up took a round trip: stop or hand over, undelivered
             if records:
                 if iterator is not None:
                     next_batch = ahead.submit(self._get_records, iterator)
@@ -259,14 +261,16 @@ class ShardConsumer(threading.Thread):
         it would wait for the batch after. Read once more from where it ends, so a batch holds
         everything up to the moment it is delivered: the read-ahead keeps its gain on a
         backlog (full batches are delivered as read) and costs a trickle one round trip per
-        batch instead of one batch's work in lag. A failed top-up delivers what was read; the
-        next read meets the same error and recovers as any read does."""
+        batch instead of one batch's work in lag. A read cut short by GetRecords' 1 MB limit
+        is topped up too (a bigger batch, one serial read more). A failed top-up delivers what
+        was read; the next read, from the same iterator, meets or outlives the error as any
+        read does."""
         room = self.config.batch_limit - len(records)
         if room <= 0:
             return records, iterator
         try:
             more = self._get_records(iterator, room)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             self.log.info(
                 "top-up read failed; delivering the batch read ahead", error=error_code(exc)
             )
