@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -314,12 +315,14 @@ class LagRun:
     pointers_polled: int = 0
 
 
-def by_window(run: LagRun, began: float, width: float) -> list[float]:
-    """The lag's p99 (ms) of the events persisted in each `width` seconds of the run."""
+def by_window(run: LagRun, measured_from: float, width: float) -> dict[str, float]:
+    """The lag's p99 (ms) of the events persisted in each `width` seconds, keyed by the
+    window's start in seconds from the measured part's (negative: the warm-up)."""
     windows: dict[int, list[float]] = {}
     for persisted, latency in zip(run.persisted_at, run.latencies, strict=True):
-        windows.setdefault(int((persisted - began) // width), []).append(latency * 1000)
-    return [round(percentile(windows[w], 0.99), 1) for w in sorted(windows)]
+        index = math.floor((persisted - measured_from) / width)
+        windows.setdefault(index, []).append(latency * 1000)
+    return {f"{w * width:g}": round(percentile(windows[w], 0.99), 1) for w in sorted(windows)}
 
 
 def lag(
@@ -347,7 +350,7 @@ def lag(
     worker = Worker(settings, concurrency, snapshot_delay, logs_dir / f"lag-{through}.log", proxy)
     worker.start()
     persister = Persister(store)
-    # Warm up: one event per budget, and wait until the worker has applied them all (the
+    # Start: one event per budget, and wait until the worker has applied them all (the
     # driver's and children's start-up is not lag).
     last: dict[str, str] = {}
     for name in names:
@@ -363,6 +366,7 @@ def lag(
     lock = threading.Lock()
     writing = threading.Event()
     writing.set()
+    measuring = threading.Event()  # past the warm-up, still writing: the watcher's reads count
 
     def watch() -> None:
         while writing.is_set() or waiting:
@@ -372,8 +376,9 @@ def lag(
                 time.sleep(poll)
                 continue
             seen = store.pointers(budgets_waiting)
-            run.polls += 1
-            run.pointers_polled += len(budgets_waiting)
+            if measuring.is_set():
+                run.polls += 1
+                run.pointers_polled += len(budgets_waiting)
             now = time.perf_counter()
             with lock:
                 for budget, pointer in seen.items():
@@ -404,8 +409,11 @@ def lag(
             time.sleep(pause)
         if n == unmeasured:
             measured_from = time.perf_counter()
+            measuring.set()
             if proxy:
-                counts(proxy, reset=True)  # calls per budget: the measured part only
+                # Calls per event from here on: they include the work on warm-up events still
+                # in flight, as the work on the last measured events is left out.
+                counts(proxy, reset=True)
         name = names[n % budgets]
         t0 = time.perf_counter()
         kind, tid, data = _event(n // budgets, months)
@@ -417,6 +425,7 @@ def lag(
             waiting.setdefault(name, []).append((event_id, t1))
         last[name] = event_id
     achieved = (total - unmeasured) / (time.perf_counter() - measured_from)
+    measuring.clear()
     writing.clear()
     for thread in watchers:
         thread.join(timeout=120)
@@ -453,8 +462,8 @@ def lag(
         "worker_rss_mb_steady_median": round(statistics.median(steady), 1),
         "worker_processes": max(len(s) for s in run.rss),
         # Whether a tail is the run's start (a fresh server's JIT) or its steady state: p99
-        # per 10 s of writing, the warm-up's windows first.
-        "lag_p99_ms_by_10s": by_window(run, began, 10.0),
+        # per 10 s of writing, keyed by the window's start (negative: the warm-up).
+        "lag_p99_ms_by_10s": by_window(run, measured_from, 10.0),
         "watcher_poll_s": poll,
         "watcher_polls_per_s": round(run.polls / seconds, 1),
         "watcher_pointers_read_per_s": round(run.pointers_polled / seconds, 1),
