@@ -118,15 +118,21 @@ class NotLost:
     lost = threading.Event()
 
 
-def consume(stream: FakeStream, stop_after: int | None = None) -> tuple[FakeChild, FakeLeases]:
-    """A backlog: every read fills a batch, so no read ahead is topped up."""
-    stop = threading.Event()
+def feed(
+    stream: FakeStream, stop: threading.Event, batch_limit: int, stop_after: int | None = None
+) -> tuple[FakeChild, FakeLeases]:
+    """The shard fed from its start to a FakeChild until it ends or `stop` is set."""
     leases = FakeLeases()
-    config = DriverConfig(batch_limit=stream.page)
+    config = DriverConfig(batch_limit=batch_limit)
     consumer = ShardConsumer("shard-1", "arn", stream, leases, config, stop)  # type: ignore[arg-type]
     child = FakeChild(stream, stop, stop_after)
     consumer._feed(child, "at-0", "TRIM_HORIZON", NotLost())  # type: ignore[arg-type]
     return child, leases
+
+
+def consume(stream: FakeStream, stop_after: int | None = None) -> tuple[FakeChild, FakeLeases]:
+    """A backlog: every read fills a batch, so no read ahead is topped up."""
+    return feed(stream, threading.Event(), stream.page, stop_after)
 
 
 def test_every_record_once_in_order_with_the_next_batch_read_while_the_child_works() -> None:
@@ -178,17 +184,6 @@ class ScriptedStream(FakeStream):
         return {"Records": self.records[first:end], "NextShardIterator": following}
 
 
-def scripted(
-    stream: ScriptedStream, stop: threading.Event, batch_limit: int = 1000
-) -> tuple[FakeChild, FakeLeases]:
-    leases = FakeLeases()
-    config = DriverConfig(batch_limit=batch_limit)
-    consumer = ShardConsumer("shard-1", "arn", stream, leases, config, stop)  # type: ignore[arg-type]
-    child = FakeChild(stream, stop)
-    consumer._feed(child, "at-0", "TRIM_HORIZON", NotLost())  # type: ignore[arg-type]
-    return child, leases
-
-
 class CountedStop(threading.Event):
     """The driver's stop event, recording each pause instead of sleeping through it."""
 
@@ -213,7 +208,7 @@ def test_an_empty_read_ahead_is_read_again_at_once_not_after_a_poll_pause() -> N
         ],
     )
     stop = CountedStop()
-    child, leases = scripted(stream, stop)
+    child, leases = feed(stream, stop, 1000)
     assert child.delivered == ["1000", "1001"]
     assert stream.reads == [0, 1, 1]
     assert stop.pauses == []  # no poll pause: the only empty answer was a read ahead
@@ -234,7 +229,7 @@ def test_a_batch_read_ahead_is_topped_up_with_what_arrived_while_the_child_worke
         ],
     )
     stop = CountedStop()
-    child, leases = scripted(stream, stop, batch_limit=10)
+    child, leases = feed(stream, stop, 10)
     assert child.batches == [["1000"], ["1001", "1002", "1003"]]
     assert stream.reads == [0, 1, 2]
     assert stream.limits == [10, 10, 9]  # the topped-up batch stays within the batch limit
@@ -253,7 +248,7 @@ def test_a_failed_top_up_delivers_the_read_ahead_and_the_next_read_recovers() ->
             (2, 3, None),  # renewed after the last record delivered
         ],
     )
-    child, leases = scripted(stream, CountedStop(), batch_limit=10)
+    child, leases = feed(stream, CountedStop(), 10)
     assert child.batches == [["1000"], ["1001"], ["1002"]]
     assert stream.reads == [0, 1, 2, 2, 2]
     assert stream.limits == [10, 10, 9, 10, 10]  # the third read was the top-up
@@ -271,7 +266,7 @@ def test_an_empty_top_up_delivers_the_read_ahead_and_reads_on_from_its_iterator(
         ],
     )
     stop = CountedStop()
-    child, leases = scripted(stream, stop, batch_limit=10)
+    child, leases = feed(stream, stop, 10)
     assert child.batches == [["1000"], ["1001"], ["1002"]]
     assert stream.reads == [0, 1, 2, 2]
     assert stop.pauses == []
@@ -294,7 +289,7 @@ class StopOnTopUp(ScriptedStream):
 def test_a_batch_topped_up_after_the_driver_stopped_is_dropped_not_delivered() -> None:
     stop = threading.Event()
     stream = StopOnTopUp(stop)
-    child, leases = scripted(stream, stop, batch_limit=10)
+    child, leases = feed(stream, stop, 10)
     assert child.batches == [["1000"]]
     assert child.shut_down and not child.ended
     assert leases.checkpoints == ["1000", "1000"]  # never past what the child saw
